@@ -1,0 +1,42 @@
+"""The Transform component's preprocessing_fn: decode and per-channel Z-score.
+
+The mean and standard deviation of each colour channel are computed by tft analyzers
+over every pixel of the train split in one full Beam pass, and baked into the
+transform graph as constants. That graph is later embedded in the exported model, so
+servers and clients send raw pixels and never re-implement the normalisation.
+
+Augmentation is deliberately absent: Transform runs once, augmentation must be fresh
+every epoch, so it lives in the Trainer.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.cifar10_example_gen import IMAGE_KEY, LABEL_KEY
+from components.cifar10_format import IMAGE_CHANNELS, IMAGE_SHAPE
+
+IMAGE_XF_KEY = "image_xf"
+LABEL_XF_KEY = "label_xf"
+
+
+def decode_images(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Raw HWC uint8 bytes, shape [batch] or [batch, 1] -> float32 [batch, 32, 32, 3]."""
+    pixels = tf.io.decode_raw(tf.reshape(image_bytes, [-1]), tf.uint8)
+    return tf.reshape(tf.cast(pixels, tf.float32), (-1,) + IMAGE_SHAPE)
+
+
+def preprocessing_fn(inputs):
+    images = decode_images(inputs[IMAGE_KEY])
+    # Every pixel is an instance for the analyzer, so the statistics are per channel.
+    # float64 keeps the variance exact over ~51M values per channel.
+    pixels_by_channel = tf.cast(tf.reshape(images, [-1, IMAGE_CHANNELS]), tf.float64)
+    # tft packs analyzers of one phase into a single Beam pass over the data.
+    channel_mean = tf.cast(tft.mean(pixels_by_channel, reduce_instance_dims=False), tf.float32)
+    channel_var = tft.var(pixels_by_channel, reduce_instance_dims=False)
+    channel_std = tf.cast(tf.sqrt(channel_var), tf.float32)
+    return {
+        IMAGE_XF_KEY: (images - channel_mean) / channel_std,
+        LABEL_XF_KEY: tf.reshape(inputs[LABEL_KEY], [-1]),
+    }

@@ -1,0 +1,92 @@
+"""Command line: `python -m pipeline run --profile smoke --data-dir D --output-dir O`.
+
+Flags this command does not know (`--project=...`, `--temp_location=...`) are passed
+to Beam unchanged, so a remote runner is one `--runner=DataflowRunner ...` away.
+Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import warnings
+
+import pipeline_config
+from components.cifar10_format import Cifar10DataError
+from pipeline import local_runner
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the TFX pipeline")
+    run.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES))
+    run.add_argument("--data-dir", help="CIFAR-10 directory, span root or tarball; "
+                     "omitted: download the official archive into the cache")
+    run.add_argument("--output-dir", help="where pipeline_root/ and metadata.sqlite go")
+    run.add_argument("--cache-dir", help="where downloads and extracted archives go")
+    run.add_argument("--orchestrator", choices=["local", "beam"],
+                     help="LocalDagRunner (default) or TFX's BeamDagRunner")
+    run.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="SECTION.FIELD=VALUE", help="override a config field")
+    return parser
+
+
+def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
+    overrides = []
+    for flag, field in (("data_dir", "data.data_dir"), ("output_dir", "output_dir"),
+                        ("cache_dir", "data.cache_dir"), ("orchestrator", "orchestrator"),
+                        ("runner", "beam.runner")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{field}={getattr(args, flag)}")
+    config = pipeline_config.load(args.profile, tuple(overrides + args.overrides))
+    if beam_args:
+        unknown = [arg for arg in beam_args if not arg.startswith("--")]
+        if unknown:
+            raise pipeline_config.ConfigError(f"unexpected arguments: {' '.join(unknown)}")
+        config = pipeline_config.dataclasses.replace(
+            config, beam=pipeline_config.dataclasses.replace(
+                config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
+    return config
+
+
+_PROGRESS_LINE = re.compile(r"Component \S+ is (running|finished)|failed")
+
+
+def _quiet_logs() -> None:
+    """Keeps TFX's per-component progress lines and errors, drops the rest."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.INFO)
+    # A logger-level filter: TFX's records reach whichever handler Beam installs too.
+    logging.getLogger("absl").addFilter(
+        lambda record: record.levelno >= logging.WARNING
+        or bool(_PROGRESS_LINE.search(record.getMessage())))
+
+
+def main(argv=None) -> int:
+    # google-api-core warns once per Vertex AI module that Python 3.10 is old: TFX 1.16
+    # supports nothing newer, so the dozens of lines carry no information.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+    args, beam_args = _parser().parse_known_args(argv)
+    _quiet_logs()
+    try:
+        config = _config_from_args(args, beam_args)
+        run_summary = local_runner.run(config)
+    except (Cifar10DataError, pipeline_config.ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a component failed: TFX has logged the traceback
+        print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    local_runner.print_summary(run_summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

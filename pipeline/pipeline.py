@@ -1,0 +1,89 @@
+"""The one pipeline factory every runner (local, Beam, Airflow, Kubeflow) calls.
+
+Every path, pattern and Beam argument is a parameter; nothing here reads a profile,
+an environment variable or the command line.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from tfx import v1 as tfx
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import metadata
+from tfx.proto import example_gen_pb2, transform_pb2
+
+from components import cifar10_example_gen
+
+PREPROCESSING_FN = "components.transform.preprocessing_fn"
+TRAIN_SPLIT = "train"
+TEST_SPLIT = "test"
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    input_base: str,
+    train_pattern: str,
+    test_pattern: str,
+    metadata_path: Optional[str],
+    beam_pipeline_args: List[str],
+    images_per_file: Optional[int] = None,
+    preprocessing_fn: str = PREPROCESSING_FN,
+    transform_disable_statistics: bool = True,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform.
+
+    Args:
+      input_base: directory (local or remote file system) the split patterns are
+        relative to. A pattern may contain `{SPAN}`; the driver then reads the latest span.
+      train_pattern, test_pattern: globs for the train and test batch files.
+      metadata_path: SQLite MLMD file; None leaves the connection to the orchestrator
+        (Kubeflow, Vertex).
+      beam_pipeline_args: passed to every Beam-powered component.
+      images_per_file: keep the first N images of each batch file (small profiles).
+      preprocessing_fn: fully qualified name of the Transform function.
+    """
+    example_gen = FileBasedExampleGen(
+        input_base=input_base,
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name=TRAIN_SPLIT, pattern=train_pattern),
+            example_gen_pb2.Input.Split(name=TEST_SPLIT, pattern=test_pattern),
+        ]),
+        custom_config=cifar10_example_gen.make_custom_config(images_per_file),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(cifar10_example_gen.Executor),
+    ).with_id("Cifar10ExampleGen")
+
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"])
+
+    # Statistics come from the train split only; the test split is transformed with
+    # them, exactly as a served image will be.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=preprocessing_fn,
+        splits_config=transform_pb2.SplitsConfig(
+            analyze=[TRAIN_SPLIT], transform=[TRAIN_SPLIT, TEST_SPLIT]),
+        disable_statistics=transform_disable_statistics,
+    )
+
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=(
+            metadata.sqlite_metadata_connection_config(metadata_path)
+            if metadata_path else None),
+        beam_pipeline_args=beam_pipeline_args,
+    )

@@ -1,0 +1,70 @@
+"""What a pipeline run did, read back from ML Metadata.
+
+The orchestrator records every execution (run, or skipped as CACHED) and its output
+artifacts in MLMD; the summary reports the latest run of one pipeline from there, so
+it is the same whichever runner executed it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+_STATE_NAMES = {
+    value: name for name, value in metadata_store_pb2.Execution.State.items()
+}
+
+
+def _context(store, type_name: str, name: str):
+    return store.get_context_by_type_and_name(type_name, name)
+
+
+def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
+    """Components of the pipeline's latest run: state and output artifact URIs."""
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(metadata_path))
+    pipeline_context = _context(store, "pipeline", pipeline_name)
+    if pipeline_context is None:
+        return None
+    executions = store.get_executions_by_context(pipeline_context.id)
+    if not executions:
+        return None
+    run_contexts = {}
+    for execution in executions:
+        for context in store.get_contexts_by_execution(execution.id):
+            if store.get_context_types_by_id([context.type_id])[0].name == "pipeline_run":
+                run_contexts[context.id] = context
+    latest = max(run_contexts.values(), key=lambda c: (c.create_time_since_epoch, c.id))
+    run_executions = {e.id: e for e in store.get_executions_by_context(latest.id)}
+
+    components = {}
+    node_type = store.get_context_type("node")
+    prefix = pipeline_name + "."
+    for node_context in store.get_contexts_by_type(node_type.name):
+        if not node_context.name.startswith(prefix):
+            continue
+        node_id = node_context.name[len(prefix):]
+        node_execution_ids = [e.id for e in store.get_executions_by_context(node_context.id)
+                              if e.id in run_executions]
+        if not node_execution_ids:
+            continue
+        execution = run_executions[max(node_execution_ids)]
+        outputs = {}
+        events = store.get_events_by_execution_ids([execution.id])
+        output_events = [e for e in events
+                         if e.type in (metadata_store_pb2.Event.OUTPUT,
+                                       metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        artifacts = {a.id: a for a in store.get_artifacts_by_id(
+            [e.artifact_id for e in output_events])}
+        for event in output_events:
+            key = event.path.steps[0].key if event.path.steps else str(event.artifact_id)
+            if event.artifact_id in artifacts:
+                outputs[key] = artifacts[event.artifact_id].uri
+        components[node_id] = {
+            "state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            "outputs": outputs,
+        }
+    return {"run_id": latest.name, "components": components}
