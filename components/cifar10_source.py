@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -136,8 +137,7 @@ def download_archive(url: str, expected_md5: str, cache_dir: str,
                     received += len(chunk)
                     _print_progress(f"Downloading {url}", received, expected_bytes, started)
             print(file=sys.stderr)
-        except (urllib.error.URLError, OSError) as error:
-            # http.client.IncompleteRead (an OSError subclass) lands here too.
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise DownloadError(f"{url}: download failed after {received} bytes: "
                                 f"{error}") from None
         if expected_bytes is not None and received != expected_bytes:

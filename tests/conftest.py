@@ -1,0 +1,82 @@
+"""Shared fixtures: small CIFAR-10 datasets in the official layouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from components import cifar10_format
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "cifar10-sample")
+
+
+def random_batch(count: int, seed: int) -> tuple:
+    """Images with a per-channel offset (so channel order is visible) and labels."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 200, size=(count,) + cifar10_format.IMAGE_SHAPE)
+    images = (images + np.array([50, 20, 0])).astype(np.uint8)
+    labels = rng.integers(0, cifar10_format.NUM_CLASSES, size=count)
+    return images, labels
+
+
+def write_small_dataset(root: str, layout: str, train_sizes=(30, 30), test_size=20,
+                        seed: int = 0) -> dict:
+    """Writes train batches and a test batch; returns the arrays written."""
+    train = [random_batch(size, seed + i) for i, size in enumerate(train_sizes)]
+    test = random_batch(test_size, seed + 100)
+    cifar10_format.write_dataset(root, layout, train, test)
+    return {"train": train, "test": test}
+
+
+@pytest.fixture
+def small_python_dataset(tmp_path):
+    root = str(tmp_path / "cifar10")
+    arrays = write_small_dataset(root, cifar10_format.PYTHON_LAYOUT)
+    return root, arrays
+
+
+def sample_available() -> bool:
+    return os.path.isdir(os.path.join(SHARED_SAMPLE, "cifar-10-batches-py"))
+
+
+@pytest.fixture
+def two_layout_root(tmp_path):
+    """A directory holding the same images in both official layouts.
+
+    The real 5,085-image sample when ../shared is beside the checkout, else the same
+    structure generated here.
+    """
+    if sample_available():
+        return SHARED_SAMPLE
+    root = str(tmp_path / "both-layouts")
+    arrays = write_small_dataset(root, cifar10_format.PYTHON_LAYOUT, train_sizes=(40,) * 5)
+    cifar10_format.write_dataset(root, cifar10_format.BINARY_LAYOUT, arrays["train"], None)
+    return root
+
+
+@pytest.fixture
+def real_or_synthetic_dataset(tmp_path):
+    """Train/test data in the python layout: the real sample (batch 5 held out as the
+    test batch) when present, else a synthetic one. Returns (root, is_real)."""
+    root = tmp_path / "dataset"
+    if sample_available():
+        layout_dir = root / "cifar-10-batches-py"
+        layout_dir.mkdir(parents=True)
+        source_dir = os.path.join(SHARED_SAMPLE, "cifar-10-batches-py")
+        for number in range(1, 5):
+            os.symlink(os.path.join(source_dir, f"data_batch_{number}"),
+                       layout_dir / f"data_batch_{number}")
+        os.symlink(os.path.join(source_dir, "data_batch_5"), layout_dir / "test_batch")
+        return str(root), True
+    write_small_dataset(str(root), cifar10_format.PYTHON_LAYOUT, train_sizes=(60,) * 4,
+                        test_size=60)
+    return str(root), False
+
+
+def copy_tree(source: str, target: str) -> str:
+    shutil.copytree(source, target, symlinks=False)
+    return target
