@@ -72,6 +72,9 @@ def run(config: pipeline_config.PipelineConfig) -> dict:
     from pipeline import summary
     run_summary = summary.latest_run(os.path.abspath(config.metadata_path),
                                      config.pipeline_name) or {}
+    validator = run_summary.get("components", {}).get("ExampleValidator", {})
+    if "anomalies" in validator.get("outputs", {}):
+        run_summary["anomalies"] = summary.anomalies_per_split(validator["outputs"]["anomalies"])
     run_summary = {
         "profile": config.profile,
         "pipeline": config.pipeline_name,

@@ -7,6 +7,7 @@ it is the same whichever runner executed it.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from ml_metadata.metadata_store import metadata_store
@@ -68,3 +69,19 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
             "outputs": outputs,
         }
     return {"run_id": latest.name, "components": components}
+
+
+def anomalies_per_split(anomalies_uri: str) -> dict:
+    """Number of anomalous features ExampleValidator found in each split."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+    from tfx.dsl.io import fileio
+
+    counts = {}
+    for split_dir in sorted(fileio.glob(os.path.join(anomalies_uri, "Split-*"))):
+        anomalies = anomalies_pb2.Anomalies()
+        with fileio.open(os.path.join(split_dir, "SchemaDiff.pb"), "rb") as diff_file:
+            anomalies.ParseFromString(diff_file.read())
+        split = os.path.basename(split_dir)[len("Split-"):]
+        counts[split] = (len(anomalies.anomaly_info)
+                         + int(anomalies.HasField("dataset_anomaly_info")))
+    return counts

@@ -1,0 +1,63 @@
+"""preprocessing_fn against numpy, with tft's own test utilities (a real Beam run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_transform.beam import tft_unit
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from components import transform
+from components.cifar10_example_gen import IMAGE_KEY, LABEL_KEY
+from tests.conftest import random_batch
+
+RAW_FEATURE_SPEC = {
+    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+class PreprocessingFnTest(tft_unit.TransformTestCase):
+    # tf.test.TestCase's `test_session` context helper is not a test.
+    test_session = None
+
+    def test_per_channel_z_score_matches_numpy(self):
+        images, labels = random_batch(12, seed=7)
+        # numpy reference: population mean/std per channel over every pixel.
+        pixels = images.reshape(-1, 3).astype(np.float64)
+        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+        self.assertGreater(mean[0] - mean[2], 30)  # channels differ: order matters
+        expected = [{
+            transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
+            transform.LABEL_XF_KEY: int(label),
+        } for image, label in zip(images, labels)]
+
+        self.assertAnalyzeAndTransformResults(
+            [{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+             for image, label in zip(images, labels)],
+            dataset_metadata.DatasetMetadata(
+                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
+            transform.preprocessing_fn,
+            expected_data=expected,
+            desired_batch_size=5,  # several batches: the analyzers must combine them
+        )
+
+    def test_test_data_is_normalised_with_the_train_statistics(self):
+        train_images, train_labels = random_batch(8, seed=8)
+        test_images, test_labels = random_batch(3, seed=9)
+        pixels = train_images.reshape(-1, 3).astype(np.float64)
+        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+
+        self.assertAnalyzeAndTransformResults(
+            [{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+             for image, label in zip(train_images, train_labels)],
+            dataset_metadata.DatasetMetadata(
+                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
+            transform.preprocessing_fn,
+            expected_data=[{
+                transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
+                transform.LABEL_XF_KEY: int(label),
+            } for image, label in zip(test_images, test_labels)],
+            test_data=[{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+                       for image, label in zip(test_images, test_labels)],
+        )
