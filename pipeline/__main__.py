@@ -55,7 +55,8 @@ def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
     return config
 
 
-_PROGRESS_LINE = re.compile(r"Component \S+ is (running|finished)|failed")
+# LocalDagRunner says "Component X is running.", BeamDagRunner "node X is running.".
+_PROGRESS_LINE = re.compile(r"(Component|node) \S+ is (running|finished)|failed", re.I)
 
 
 def _quiet_logs() -> None:

@@ -90,7 +90,7 @@ def run(config: pipeline_config.PipelineConfig) -> dict:
 def print_summary(run_summary: dict, stream=sys.stdout) -> None:
     print("\nArtifacts of this run:", file=stream)
     for component, details in run_summary.get("components", {}).items():
-        print(f"  {component} [{details['state']}]", file=stream)
+        print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
         for key, uri in details["outputs"].items():
             print(f"    {key}: {uri}", file=stream)
     print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)

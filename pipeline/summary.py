@@ -66,6 +66,8 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
                 outputs[key] = artifacts[event.artifact_id].uri
         components[node_id] = {
             "state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            "seconds": round((execution.last_update_time_since_epoch
+                              - execution.create_time_since_epoch) / 1000, 1),
             "outputs": outputs,
         }
     return {"run_id": latest.name, "components": components}
