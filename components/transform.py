@@ -1,5 +1,8 @@
 """The Transform component's preprocessing_fn: decode and per-channel Z-score.
 
+The input is the encoded image (PNG in the training data; PNG or JPEG from clients
+of the served model, which embeds this graph).
+
 The mean and standard deviation of each colour channel are computed by tft analyzers
 over every pixel of the train split in one full Beam pass, and baked into the
 transform graph as constants. That graph is later embedded in the exported model, so
@@ -21,10 +24,18 @@ IMAGE_XF_KEY = "image_xf"
 LABEL_XF_KEY = "label_xf"
 
 
-def decode_images(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Raw HWC uint8 bytes, shape [batch] or [batch, 1] -> float32 [batch, 32, 32, 3]."""
-    pixels = tf.io.decode_raw(tf.reshape(image_bytes, [-1]), tf.uint8)
-    return tf.reshape(tf.cast(pixels, tf.float32), (-1,) + IMAGE_SHAPE)
+def _decode_one(encoded: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_image(encoded, channels=IMAGE_CHANNELS, expand_animations=False)
+    # Images of another size are rejected, not resized: a resized image is not what
+    # the model was trained on, and the caller should know.
+    return tf.ensure_shape(image, IMAGE_SHAPE)
+
+
+def decode_images(encoded_images: tf.Tensor) -> tf.Tensor:
+    """PNG/JPEG/BMP/GIF bytes, shape [batch] or [batch, 1] -> float32 [batch, 32, 32, 3]."""
+    images = tf.map_fn(_decode_one, tf.reshape(encoded_images, [-1]),
+                       fn_output_signature=tf.TensorSpec(IMAGE_SHAPE, tf.uint8))
+    return tf.cast(images, tf.float32)
 
 
 def preprocessing_fn(inputs):

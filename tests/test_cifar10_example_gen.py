@@ -43,8 +43,9 @@ def _read_split(output_uri: str, split: str) -> dict:
         example = tf.train.Example.FromString(record)
         features = example.features.feature
         image_id = features[cifar10_example_gen.IMAGE_ID_KEY].bytes_list.value[0].decode()
-        image = np.frombuffer(features[cifar10_example_gen.IMAGE_KEY].bytes_list.value[0],
-                              np.uint8).reshape(cifar10_format.IMAGE_SHAPE)
+        image = tf.io.decode_png(features[cifar10_example_gen.IMAGE_KEY].bytes_list.value[0]
+                                 ).numpy()
+        assert image.shape == cifar10_format.IMAGE_SHAPE
         by_id[image_id] = (image, features[cifar10_example_gen.LABEL_KEY].int64_list.value[0])
     return by_id
 

@@ -20,6 +20,7 @@ from tfx.orchestration import metadata
 
 import pipeline_config
 from components import cifar10_format, cifar10_source
+from components.cifar10_example_gen import encode_png
 from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 from pipeline import local_runner
 from tests.conftest import write_small_dataset
@@ -44,7 +45,7 @@ def _transform_statistics(transform_graph_uri: str) -> tuple:
     tft_output = tft.TFTransformOutput(transform_graph_uri)
     probes = np.stack([np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 255, np.uint8)])
     transformed = tft_output.transform_raw_features(
-        {"image": tf.constant([[probe.tobytes()] for probe in probes])},
+        {"image": tf.constant([[encode_png(probe)] for probe in probes])},
         drop_unused_features=True)
     z = transformed[IMAGE_XF_KEY].numpy()[:, 0, 0, :].astype(np.float64)
     std = 255.0 / (z[1] - z[0])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_transform.beam import tft_unit
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components import transform
-from components.cifar10_example_gen import IMAGE_KEY, LABEL_KEY
+from components.cifar10_example_gen import IMAGE_KEY, LABEL_KEY, encode_png
 from tests.conftest import random_batch
 
 RAW_FEATURE_SPEC = {
@@ -33,7 +34,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         } for image, label in zip(images, labels)]
 
         self.assertAnalyzeAndTransformResults(
-            [{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+            [{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
              for image, label in zip(images, labels)],
             dataset_metadata.DatasetMetadata(
                 schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
@@ -49,7 +50,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         mean, std = pixels.mean(axis=0), pixels.std(axis=0)
 
         self.assertAnalyzeAndTransformResults(
-            [{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+            [{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
              for image, label in zip(train_images, train_labels)],
             dataset_metadata.DatasetMetadata(
                 schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
@@ -58,6 +59,25 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
                 transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
                 transform.LABEL_XF_KEY: int(label),
             } for image, label in zip(test_images, test_labels)],
-            test_data=[{IMAGE_KEY: image.tobytes(), LABEL_KEY: int(label)}
+            test_data=[{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
                        for image, label in zip(test_images, test_labels)],
         )
+
+
+def test_decode_accepts_png_and_jpeg_and_rejects_other_sizes():
+    images, _ = random_batch(2, seed=10)
+    png = encode_png(images[0])
+    ramp = np.linspace(0, 255, 32)
+    smooth = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 128.0),
+                      axis=-1).astype(np.uint8)
+    jpeg = tf.io.encode_jpeg(smooth, quality=95).numpy()
+    decoded = transform.decode_images(tf.constant([[png], [jpeg]])).numpy()
+    np.testing.assert_array_equal(decoded[0], images[0])
+    assert decoded.shape == (2, 32, 32, 3)
+    assert np.abs(decoded[1] - smooth).mean() < 3  # JPEG is lossy
+
+    too_big = encode_png(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="64,64,3"):
+        transform.decode_images(tf.constant([too_big]))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        transform.decode_images(tf.constant([b"not an image"]))
