@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 
 from components.cifar10_format import PYTHON_LAYOUT
 from components.cifar10_source import DEFAULT_CACHE_DIR
+from components.training_config import TrainingConfig, he_et_al_training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,7 @@ class PipelineConfig:
     data: DataConfig = DataConfig()
     beam: BeamConfig = BeamConfig()
     transform: TransformConfig = TransformConfig()
+    training: TrainingConfig = TrainingConfig()
 
     @property
     def pipeline_root(self) -> str:
@@ -91,8 +93,15 @@ PROFILES = {
         # On small data the ~13 s per-stage worker start-up of multi_processing
         # dominates; in-process is several times faster.
         beam=BeamConfig(direct_running_mode="in_memory", direct_num_workers=1),
+        # The same ResNet9 and schedule shape for a few steps; the rates scaled by
+        # 64/512 with the batch (linear scaling).
+        training=TrainingConfig(epochs=2, batch_size=64, lr_knots=(0.0, 1.0, 2.0),
+                                lr_values=(0.01, 0.05, 0.0), eval_every_epoch=False),
     ),
 }
+for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
+    PROFILES[_model] = PipelineConfig(profile=_model, pipeline_name=f"cifar10-{_model}",
+                                      training=he_et_al_training(_model))
 
 
 class ConfigError(ValueError):
@@ -108,7 +117,7 @@ def _convert(text: str, field_type, field_path: str):
         field_type = next(arg for arg in args if arg is not type(None))
         origin, args = typing.get_origin(field_type), typing.get_args(field_type)
     if origin in (tuple, typing.Tuple):
-        return tuple(item for item in text.split(",") if item)
+        return tuple(_convert(item, args[0], field_path) for item in text.split(",") if item)
     if field_type is bool:
         if text.lower() in ("true", "1", "yes", "on"):
             return True

@@ -7,6 +7,7 @@ no component runs or publishes anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
         test_pattern=source.test_pattern,
         metadata_path=os.path.abspath(config.metadata_path),
         beam_pipeline_args=config.beam.pipeline_args(),
+        training_hyperparameters=dataclasses.asdict(config.training),
         images_per_file=config.data.images_per_file,
         transform_disable_statistics=config.transform.disable_statistics,
         enable_cache=config.enable_cache,

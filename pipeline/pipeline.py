@@ -6,6 +6,7 @@ an environment variable or the command line.
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 from tfx import v1 as tfx
@@ -17,6 +18,7 @@ from tfx.proto import example_gen_pb2, transform_pb2
 from components import cifar10_example_gen
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
 
@@ -30,12 +32,14 @@ def create_pipeline(
     test_pattern: str,
     metadata_path: Optional[str],
     beam_pipeline_args: List[str],
+    training_hyperparameters: dict,
     images_per_file: Optional[int] = None,
     preprocessing_fn: str = PREPROCESSING_FN,
+    run_fn: str = RUN_FN,
     transform_disable_statistics: bool = True,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform.
+    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform -> Trainer.
 
     Args:
       input_base: directory (local or remote file system) the split patterns are
@@ -45,7 +49,10 @@ def create_pipeline(
         (Kubeflow, Vertex).
       beam_pipeline_args: passed to every Beam-powered component.
       images_per_file: keep the first N images of each batch file (small profiles).
-      preprocessing_fn: fully qualified name of the Transform function.
+      training_hyperparameters: the Trainer's settings, a JSON-able dict
+        (`dataclasses.asdict` of `components.training_config.TrainingConfig`).
+      preprocessing_fn, run_fn: fully qualified names of the Transform and Trainer
+        functions.
     """
     example_gen = FileBasedExampleGen(
         input_base=input_base,
@@ -76,7 +83,24 @@ def create_pipeline(
         disable_statistics=transform_disable_statistics,
     )
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+    # The test split is the eval split, as in the recipe: no validation set is carved
+    # out of the 50,000 training images.
+    trainer = tfx.components.Trainer(
+        run_fn=run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[TEST_SPLIT]),
+        custom_config={
+            "training": training_hyperparameters,
+            # Backups outlive a killed execution so that its retry resumes.
+            "backup_root": os.path.join(pipeline_root, "Trainer", "backup"),
+        },
+    )
+
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  trainer]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -80,3 +80,26 @@ def real_or_synthetic_dataset(tmp_path):
 def copy_tree(source: str, target: str) -> str:
     shutil.copytree(source, target, symlinks=False)
     return target
+
+
+def first_images(source, pattern: str, limit: int) -> np.ndarray:
+    """The first `limit` images of each file a split pattern matches, in file order."""
+    from components import cifar10_source
+    return np.concatenate([cifar10_format.read_batch(path, limit).images
+                           for path in cifar10_source.matching_files(source, pattern)])
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """The smoke profile run once, every component, on 90 + 30 images."""
+    import pipeline_config
+    from pipeline import local_runner
+
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    root = str(tmp_path / "data")
+    write_small_dataset(root, cifar10_format.BINARY_LAYOUT, train_sizes=(40, 40, 40),
+                        test_size=50, seed=11)
+    config = pipeline_config.load("smoke", (
+        f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
+        "data.images_per_file=30", "training.batch_size=32"))
+    return config, local_runner.run(config)

@@ -89,7 +89,7 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     assert summary["orchestrator"] == "beam" and summary["profile"] == "smoke"
     assert {name: c["state"] for name, c in summary["components"].items()} == {
         name: "COMPLETE" for name in ("Cifar10ExampleGen", "StatisticsGen", "SchemaGen",
-                                      "ExampleValidator", "Transform")}
+                                      "ExampleValidator", "Transform", "Trainer")}
     assert os.path.isdir(summary["components"]["Transform"]["outputs"]["transform_graph"])
     assert "Artifacts of this run:" in result.stdout
     assert "node Transform is finished." in result.stderr

@@ -1,12 +1,13 @@
 """The real pipeline on small data: LocalDagRunner, Beam, SQLite MLMD, every component.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform, then the
-artifacts' contents are checked against numpy on the same files.
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer,
+then the artifacts' contents are checked against numpy on the same files.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -23,20 +24,15 @@ from components import cifar10_format, cifar10_source
 from components.cifar10_example_gen import encode_png
 from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 from pipeline import local_runner
-from tests.conftest import write_small_dataset
+from tests.conftest import first_images as _first_images, write_small_dataset
 
 COMPONENTS = ["Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "Transform"]
+              "Transform", "Trainer"]
 
 
 def _count_records(examples_uri: str, split: str) -> int:
     files = glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
     return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
-
-
-def _first_images(source, pattern: str, limit: int) -> np.ndarray:
-    return np.concatenate([cifar10_format.read_batch(path, limit).images
-                           for path in cifar10_source.matching_files(source, pattern)])
 
 
 def _transform_statistics(transform_graph_uri: str) -> tuple:
@@ -50,19 +46,6 @@ def _transform_statistics(transform_graph_uri: str) -> tuple:
     z = transformed[IMAGE_XF_KEY].numpy()[:, 0, 0, :].astype(np.float64)
     std = 255.0 / (z[1] - z[0])
     return -z[0] * std, std
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    """Runs the smoke profile once on a dataset of a few hundred images."""
-    tmp_path = tmp_path_factory.mktemp("e2e")
-    root = str(tmp_path / "data")
-    write_small_dataset(root, cifar10_format.BINARY_LAYOUT, train_sizes=(40, 40, 40),
-                        test_size=50, seed=11)
-    config = pipeline_config.load("smoke", (
-        f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
-        "data.images_per_file=30"))
-    return config, local_runner.run(config)
 
 
 def test_every_component_ran_and_published(pipeline_run):
@@ -150,3 +133,19 @@ def test_bad_data_behind_the_check_publishes_nothing(tmp_path):
             if a.state == metadata_store_pb2.Artifact.LIVE] == []
     executions = store.get_executions()
     assert [e.last_known_state for e in executions] == [metadata_store_pb2.Execution.FAILED]
+
+
+def test_trainer_exports_a_model_and_its_run_records(pipeline_run):
+    _, summary = pipeline_run
+    outputs = summary["components"]["Trainer"]["outputs"]
+    serving_dir = os.path.join(outputs["model"], "Format-Serving")
+    assert os.path.exists(os.path.join(serving_dir, "saved_model.pb"))
+    loaded = tf.saved_model.load(serving_dir)
+    assert set(loaded.signatures) == {"serving_default", "serving_examples", "serving_pixels"}
+    run_dir = outputs["model_run"]
+    with open(os.path.join(run_dir, "metrics.json")) as metrics_file:
+        metrics = json.load(metrics_file)
+    assert metrics["steps"] == 2 * (90 // 32) and metrics["parameters"] == 6_577_600
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+    assert os.path.getsize(os.path.join(run_dir, "curves.png")) > 1000
+    assert glob.glob(os.path.join(run_dir, "logs", "train", "events.out.tfevents.*"))

@@ -1,0 +1,74 @@
+"""The exported SavedModel: the Transform graph and the model in one, raw images in.
+
+Signatures (all return `class_ids` int64 [N], `class_names` string [N] and
+`probabilities` float32 [N, 10]):
+- `serving_default`: `images`, string [N]: encoded PNG or JPEG (BMP, GIF too), 32x32.
+- `serving_examples`: `examples`, string [N]: serialized tf.Examples with the training
+  data's `image` feature (what TFMA and InfraValidator call).
+- `serving_pixels`: `pixels`, uint8 [N, 32, 32, 3]: HWC RGB pixel arrays.
+
+Every signature sends the image through the Transform graph's own decode and
+Z-score, so no client or server re-implements the normalisation. With `tta_flip`
+the logits of each image and its mirror image are averaged.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.cifar10_example_gen import IMAGE_KEY
+from components.cifar10_format import CLASS_NAMES, IMAGE_SHAPE
+from components.transform import IMAGE_XF_KEY
+
+
+class CifarServingModule(tf.Module):
+
+    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, tta_flip: bool):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        self.tta_flip = tta_flip
+        self._image_feature_spec = {IMAGE_KEY: tft_output.raw_feature_spec()[IMAGE_KEY]}
+        self._class_names = tf.constant(CLASS_NAMES)
+
+    def _predict_normalised(self, images_xf: tf.Tensor) -> dict:
+        logits = self.model(images_xf, training=False)
+        if self.tta_flip:
+            logits = (logits + self.model(tf.reverse(images_xf, axis=[2]), training=False)) / 2
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+        class_ids = tf.argmax(probabilities, axis=-1)
+        return {"class_ids": class_ids,
+                "class_names": tf.gather(self._class_names, class_ids),
+                "probabilities": probabilities}
+
+    def _predict_encoded(self, encoded_images: tf.Tensor) -> dict:
+        transformed = self.tft_layer({IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
+        return self._predict_normalised(transformed[IMAGE_XF_KEY])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def serve_images(self, images):
+        return self._predict_encoded(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+        features = tf.io.parse_example(examples, self._image_feature_spec)
+        return self._predict_encoded(features[IMAGE_KEY])
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8,
+                                                 name="pixels")])
+    def serve_pixels(self, pixels):
+        # Encoding to PNG keeps one input path: the Transform graph's decode.
+        encoded = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
+        return self._predict_encoded(encoded)
+
+
+def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
+                         export_dir: str, tta_flip: bool) -> None:
+    module = CifarServingModule(model, tft_output, tta_flip)
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": module.serve_images,
+        "serving_examples": module.serve_examples,
+        "serving_pixels": module.serve_pixels,
+    })
