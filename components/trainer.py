@@ -47,6 +47,17 @@ def _on_gpu(setting: str, name: str) -> bool:
     return gpu_available() if setting == "auto" else setting == "on"
 
 
+def dtype_policy(setting: str) -> str:
+    """Keras dtype policy for training.mixed_precision."""
+    policies = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+    if setting == "auto":
+        return "mixed_float16" if gpu_available() else "float32"
+    if setting not in policies:
+        raise ValueError(f"training.mixed_precision: {setting!r} is not auto, off, float16 "
+                         f"or bfloat16")
+    return policies[setting]
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
@@ -178,14 +189,14 @@ def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
 
 
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
-          backup_dir: str, stream=sys.stdout) -> tuple:
+          backup_dir: str, stream=sys.stdout, extra_callbacks=()) -> tuple:
     """Trains; returns (model, history dict, metrics dict)."""
     if hparams.seed is not None:
         keras.utils.set_random_seed(hparams.seed)
     on_gpu = gpu_available()
-    mixed = _on_gpu(hparams.mixed_precision, "mixed_precision")
+    policy = dtype_policy(hparams.mixed_precision)
     xla = _on_gpu(hparams.xla, "xla")
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(policy)
     strategy = make_strategy(hparams.distribution)
     train_images, train_labels = train_data
     steps_per_epoch = len(train_labels) // hparams.batch_size
@@ -198,7 +209,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     print(f"Training {hparams.model} on {len(train_labels)} images: {epochs} epochs x "
           f"{steps_per_epoch} steps of {hparams.batch_size} on "
           f"{strategy.num_replicas_in_sync} {'GPU' if on_gpu else 'CPU'} replica(s), "
-          f"{'mixed_float16' if mixed else 'float32'}, XLA {'on' if xla else 'off'}",
+          f"{policy}, XLA {'on' if xla else 'off'}",
           file=stream, flush=True)
 
     with strategy.scope():
@@ -226,6 +237,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     ]
     if hparams.max_steps:
         callbacks.append(StopAtStep(hparams.max_steps))
+    callbacks.extend(extra_callbacks)
     started = time.monotonic()
     history = model.fit(train_dataset, epochs=epochs, verbose=0, callbacks=callbacks,
                         validation_data=eval_dataset if hparams.eval_every_epoch else None)

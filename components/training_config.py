@@ -34,8 +34,8 @@ class TrainingConfig:
     pad: int = 4
     flip: bool = True
     cutout: int = 8
-    # auto: float16 compute with float32 variables and loss scaling on a GPU,
-    # float32 on a CPU. on | off force it.
+    # auto: float16 compute with float32 variables and BatchNorm and loss scaling on
+    # a GPU, float32 on a CPU. off | float16 | bfloat16 force a policy.
     mixed_precision: str = "auto"
     # auto: XLA-compiled training step on a GPU only (measured 2x slower on the CPU).
     xla: str = "auto"

@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="SECTION.FIELD=VALUE", help="override a config field")
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy and per-class table of an exported model on a test split")
+    evaluate.add_argument("--model", required=True,
+                          help="SavedModel dir, Trainer model artifact or pushed model dir")
+    evaluate.add_argument("--data-dir", required=True,
+                          help="CIFAR-10 directory or tarball holding a test batch")
+    evaluate.add_argument("--cache-dir", default=None)
+    evaluate.add_argument("--limit", type=int, help="first N images of the test batch")
     return parser
 
 
@@ -70,12 +78,31 @@ def _quiet_logs() -> None:
         or bool(_PROGRESS_LINE.search(record.getMessage())))
 
 
+def _evaluate(args, extra_args) -> int:
+    from components import cifar10_source
+    from pipeline import evaluate
+
+    if extra_args:
+        print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
+        return 2
+    try:
+        source = cifar10_source.resolve(args.data_dir,
+                                        args.cache_dir or cifar10_source.DEFAULT_CACHE_DIR)
+        evaluate.evaluate(args.model, source, limit=args.limit)
+    except Cifar10DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     # google-api-core warns once per Vertex AI module that Python 3.10 is old: TFX 1.16
     # supports nothing newer, so the dozens of lines carry no information.
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     args, beam_args = _parser().parse_known_args(argv)
     _quiet_logs()
+    if args.command == "evaluate":
+        return _evaluate(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
         run_summary = local_runner.run(config)

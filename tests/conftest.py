@@ -103,3 +103,16 @@ def pipeline_run(tmp_path_factory):
         f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
         "data.images_per_file=30", "training.batch_size=32"))
     return config, local_runner.run(config)
+
+
+def learnable_dataset(count: int, seed: int) -> tuple:
+    """Z-scored float32 images whose class is visible through crops, flips and cutout:
+    each class has its own colour and stripe frequency, under noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, cifar10_format.NUM_CLASSES, count)
+    palette = np.random.default_rng(1234).normal(size=(cifar10_format.NUM_CLASSES, 3))
+    columns = np.arange(32)
+    stripes = np.sin(columns[None, :] * (labels[:, None] + 1) * np.pi / 16)
+    images = (palette[labels][:, None, None, :] + 0.5 * stripes[:, None, :, None]
+              + rng.normal(scale=0.8, size=(count, 32, 32, 3)))
+    return images.astype(np.float32), labels.astype(np.int64)

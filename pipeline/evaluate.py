@@ -1,0 +1,72 @@
+"""`python -m pipeline evaluate`: accuracy of an exported model on a test split.
+
+The images go in as PNG bytes through `serving_default`, exactly as a client sends
+them, so the figure is the served model's, preprocessing included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+from components import cifar10_format, cifar10_source
+
+
+def find_saved_model(model_path: str) -> str:
+    """A SavedModel directory, or a Trainer/Pusher output holding one."""
+    for candidate in (model_path, os.path.join(model_path, "Format-Serving")):
+        if os.path.exists(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    versions = sorted((int(entry), entry) for entry in (os.listdir(model_path)
+                      if os.path.isdir(model_path) else []) if entry.isdigit())
+    if versions:
+        return find_saved_model(os.path.join(model_path, versions[-1][1]))
+    raise cifar10_format.Cifar10DataError(
+        f"{model_path}: no saved_model.pb here, in Format-Serving/ or in a version directory")
+
+
+def load_test_split(source: cifar10_source.DataSource, limit: Optional[int] = None) -> tuple:
+    batches = [cifar10_format.read_batch(path, limit)
+               for path in cifar10_source.matching_files(source, source.test_pattern)]
+    if not batches:
+        raise cifar10_format.Cifar10DataError(
+            f"{os.path.join(source.input_base, source.test_pattern)}: no test batch found")
+    return (np.concatenate([b.images for b in batches]),
+            np.concatenate([b.labels for b in batches]))
+
+
+def evaluate(model_path: str, source: cifar10_source.DataSource, batch_size: int = 250,
+             limit: Optional[int] = None, stream=sys.stdout) -> dict:
+    import tensorflow as tf
+
+    from components.cifar10_example_gen import encode_png
+
+    saved_model_dir = find_saved_model(model_path)
+    serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    images, labels = load_test_split(source, limit)
+    predictions = []
+    started = time.monotonic()
+    for start in range(0, len(labels), batch_size):
+        encoded = [encode_png(image) for image in images[start:start + batch_size]]
+        predictions.append(serve(images=tf.constant(encoded))["class_ids"].numpy())
+    seconds = time.monotonic() - started
+    predicted = np.concatenate(predictions)
+    correct = predicted == labels
+    per_class = {}
+    print(f"{'class':12s} {'images':>7s} {'accuracy':>9s}", file=stream)
+    for class_id, name in enumerate(cifar10_format.CLASS_NAMES):
+        mask = labels == class_id
+        per_class[name] = float(correct[mask].mean()) if mask.any() else None
+        shown = f"{per_class[name]:.4f}" if mask.any() else "-"
+        print(f"{name:12s} {int(mask.sum()):7d} {shown:>9s}", file=stream)
+    result = {"model": saved_model_dir, "images": int(len(labels)),
+              "accuracy": float(correct.mean()), "per_class": per_class,
+              "images_per_second": round(len(labels) / seconds, 1)}
+    print(f"{'all':12s} {len(labels):7d} {result['accuracy']:9.4f}", file=stream)
+    print(json.dumps(result, sort_keys=True), file=stream, flush=True)
+    return result

@@ -1,0 +1,28 @@
+"""A small training run in its own process, for the kill-and-resume test.
+
+Usage: python -m tests.train_worker BACKUP_DIR RUN_DIR
+Prints the Trainer's per-epoch lines, then the metrics as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from components.trainer import train
+from components.training_config import TrainingConfig
+from tests.conftest import learnable_dataset
+
+
+def main() -> None:
+    backup_dir, run_dir = sys.argv[1:3]
+    train_data = learnable_dataset(128, seed=0)
+    eval_data = learnable_dataset(64, seed=1)
+    settings = TrainingConfig(epochs=3, batch_size=32, lr_knots=(0.0, 1.0, 3.0),
+                              lr_values=(0.005, 0.025, 0.0), eval_every_epoch=False, seed=0)
+    _, _, metrics = train(settings, train_data, eval_data, run_dir, backup_dir)
+    print(json.dumps(metrics), flush=True)
+
+
+if __name__ == "__main__":
+    main()
