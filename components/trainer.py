@@ -98,11 +98,11 @@ class Progress(keras.callbacks.Callback):
     """One line per epoch with the ETA; on a CPU, an early estimate of the whole run."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int,
-                 max_steps: Optional[int], warn_cpu: bool, stream=sys.stdout):
+                 max_steps: Optional[int], warn_cpu: bool, stream=None):
         super().__init__()
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         self.batch_size, self.max_steps = batch_size, max_steps
-        self.warn_cpu, self.stream = warn_cpu, stream
+        self.warn_cpu, self.stream = warn_cpu, stream or sys.stdout
         self._steps_seen = 0
 
     def on_train_begin(self, logs=None):
@@ -189,8 +189,10 @@ def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
 
 
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
-          backup_dir: str, stream=sys.stdout, extra_callbacks=()) -> tuple:
-    """Trains; returns (model, history dict, metrics dict)."""
+          backup_dir: str, stream=None, extra_callbacks=()) -> tuple:
+    """Trains; returns (model, history dict, metrics dict). Progress goes to `stream`
+    (default: sys.stdout at call time)."""
+    stream = stream or sys.stdout
     if hparams.seed is not None:
         keras.utils.set_random_seed(hparams.seed)
     on_gpu = gpu_available()

@@ -41,9 +41,10 @@ def load_test_split(source: cifar10_source.DataSource, limit: Optional[int] = No
 
 
 def evaluate(model_path: str, source: cifar10_source.DataSource, batch_size: int = 250,
-             limit: Optional[int] = None, stream=sys.stdout) -> dict:
+             limit: Optional[int] = None, stream=None) -> dict:
     import tensorflow as tf
 
+    stream = stream or sys.stdout
     from components.cifar10_example_gen import encode_png
 
     saved_model_dir = find_saved_model(model_path)

@@ -25,9 +25,10 @@ def resolve_source(config: pipeline_config.PipelineConfig) -> cifar10_source.Dat
     source = cifar10_source.resolve(data.data_dir, data.cache_dir, data.layout,
                                     data.download_url, data.download_md5)
     counts = cifar10_source.validate(source, data.images_per_file)
-    print(f"Data: {source.input_base} ({source.layout} layout"
-          f"{', spans ' + str(list(source.spans)) if source.spans else ''}): "
-          f"{counts['train']} train + {counts['test']} test images checked", flush=True)
+    spans = (f" in spans {list(source.spans)} (ExampleGen reads the latest)"
+             if source.spans else "")
+    print(f"Data: {source.input_base} ({source.layout} layout): {counts['train']} train + "
+          f"{counts['test']} test images checked{spans}", flush=True)
     return source
 
 
@@ -89,7 +90,8 @@ def run(config: pipeline_config.PipelineConfig) -> dict:
     return run_summary
 
 
-def print_summary(run_summary: dict, stream=sys.stdout) -> None:
+def print_summary(run_summary: dict, stream=None) -> None:
+    stream = stream or sys.stdout
     print("\nArtifacts of this run:", file=stream)
     for component, details in run_summary.get("components", {}).items():
         print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)

@@ -82,7 +82,8 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     write_small_dataset(root, cifar10_format.PYTHON_LAYOUT, train_sizes=(20, 20), test_size=10)
 
     result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
-                      str(tmp_path / "out"), "--orchestrator", "beam")
+                      str(tmp_path / "out"), "--orchestrator", "beam",
+                      "--set", "training.batch_size=16")
 
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

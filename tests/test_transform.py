@@ -18,49 +18,44 @@ RAW_FEATURE_SPEC = {
 }
 
 
+RAW_METADATA = dataset_metadata.DatasetMetadata(
+    schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC))
+
+
+def _raw_rows(images, labels) -> list:
+    return [{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
+            for image, label in zip(images, labels)]
+
+
+def _numpy_z_score(train_images, images, labels) -> list:
+    """The expected rows: population mean/std per channel over every train pixel."""
+    pixels = train_images.reshape(-1, 3).astype(np.float64)
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    return [{transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
+             transform.LABEL_XF_KEY: int(label)} for image, label in zip(images, labels)]
+
+
 class PreprocessingFnTest(tft_unit.TransformTestCase):
     # tf.test.TestCase's `test_session` context helper is not a test.
     test_session = None
 
     def test_per_channel_z_score_matches_numpy(self):
         images, labels = random_batch(12, seed=7)
-        # numpy reference: population mean/std per channel over every pixel.
-        pixels = images.reshape(-1, 3).astype(np.float64)
-        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-        self.assertGreater(mean[0] - mean[2], 30)  # channels differ: order matters
-        expected = [{
-            transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
-            transform.LABEL_XF_KEY: int(label),
-        } for image, label in zip(images, labels)]
-
+        channel_means = images.reshape(-1, 3).mean(axis=0)
+        self.assertGreater(channel_means[0] - channel_means[2], 30)  # order matters
         self.assertAnalyzeAndTransformResults(
-            [{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
-             for image, label in zip(images, labels)],
-            dataset_metadata.DatasetMetadata(
-                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
-            transform.preprocessing_fn,
-            expected_data=expected,
+            _raw_rows(images, labels), RAW_METADATA, transform.preprocessing_fn,
+            expected_data=_numpy_z_score(images, images, labels),
             desired_batch_size=5,  # several batches: the analyzers must combine them
         )
 
     def test_test_data_is_normalised_with_the_train_statistics(self):
         train_images, train_labels = random_batch(8, seed=8)
         test_images, test_labels = random_batch(3, seed=9)
-        pixels = train_images.reshape(-1, 3).astype(np.float64)
-        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-
         self.assertAnalyzeAndTransformResults(
-            [{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
-             for image, label in zip(train_images, train_labels)],
-            dataset_metadata.DatasetMetadata(
-                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)),
-            transform.preprocessing_fn,
-            expected_data=[{
-                transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
-                transform.LABEL_XF_KEY: int(label),
-            } for image, label in zip(test_images, test_labels)],
-            test_data=[{IMAGE_KEY: encode_png(image), LABEL_KEY: int(label)}
-                       for image, label in zip(test_images, test_labels)],
+            _raw_rows(train_images, train_labels), RAW_METADATA, transform.preprocessing_fn,
+            expected_data=_numpy_z_score(train_images, test_images, test_labels),
+            test_data=_raw_rows(test_images, test_labels),
         )
 
 
