@@ -8,6 +8,7 @@ Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline fail
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--orchestrator", choices=["local", "beam"],
                      help="LocalDagRunner (default) or TFX's BeamDagRunner")
     run.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
+    run.add_argument("--to-node", dest="to_nodes", action="append", default=[],
+                     metavar="NODE", help="run only NODE and its ancestors, e.g. Transform")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="SECTION.FIELD=VALUE", help="override a config field")
     evaluate = commands.add_parser(
@@ -57,9 +60,8 @@ def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
         unknown = [arg for arg in beam_args if not arg.startswith("--")]
         if unknown:
             raise pipeline_config.ConfigError(f"unexpected arguments: {' '.join(unknown)}")
-        config = pipeline_config.dataclasses.replace(
-            config, beam=pipeline_config.dataclasses.replace(
-                config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
+        config = dataclasses.replace(config, beam=dataclasses.replace(
+            config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
     return config
 
 
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
         return _evaluate(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
-        run_summary = local_runner.run(config)
+        run_summary = local_runner.run(config, args.to_nodes)
     except (Cifar10DataError, pipeline_config.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from typing import Sequence
 
 import pipeline_config
 from components import cifar10_source
@@ -61,8 +62,9 @@ def _orchestrator(name: str):
         f"orchestrator: unknown orchestrator {name!r} (known: local, beam)")
 
 
-def run(config: pipeline_config.PipelineConfig) -> dict:
-    """Runs the whole pipeline; returns the run summary. Raises on any failure."""
+def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) -> dict:
+    """Runs the pipeline (only `to_nodes` and their ancestors when given); returns the
+    run summary. Raises on any failure."""
     source = resolve_source(config)
     orchestrator = _orchestrator(config.orchestrator)
     os.makedirs(config.output_dir, exist_ok=True)
@@ -71,7 +73,12 @@ def run(config: pipeline_config.PipelineConfig) -> dict:
     print(f"Running {config.pipeline_name} ({len(tfx_pipeline.components)} components) "
           f"with {type(orchestrator).__name__}, Beam args: "
           f"{' '.join(config.beam.pipeline_args())}", flush=True)
-    orchestrator.run(tfx_pipeline)
+    if to_nodes:
+        from tfx.orchestration import pipeline as pipeline_lib
+        orchestrator.run(tfx_pipeline, run_options=pipeline_lib.RunOptions(
+            to_nodes=list(to_nodes)))
+    else:
+        orchestrator.run(tfx_pipeline)
     from pipeline import summary
     run_summary = summary.latest_run(os.path.abspath(config.metadata_path),
                                      config.pipeline_name) or {}
