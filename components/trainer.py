@@ -33,10 +33,6 @@ from components.schedule import make_schedule
 from components.training_config import TrainingConfig, training_config_from_dict
 from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 
-# ResNet9 training costs ~2.3 GFLOP per image (forward 0.76 GFLOP, x3).
-RESNET9_TRAIN_FLOP_PER_IMAGE = 2.3e9
-
-
 def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
