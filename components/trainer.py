@@ -33,6 +33,7 @@ from components.schedule import make_schedule
 from components.training_config import TrainingConfig, training_config_from_dict
 from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 
+
 def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
