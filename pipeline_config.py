@@ -62,6 +62,23 @@ class TransformConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    # The least overall test accuracy (the whole test split) that blesses a model.
+    accuracy_threshold: float = 0.94
+    # How far below the last blessed model's accuracy a new model may fall and still
+    # be blessed. 0: a model is pushed only when it is at least as good.
+    max_accuracy_drop: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PushConfig:
+    # Where blessed models go; None: <output_dir>/serving_model. TF Serving's model
+    # base path is <serving_model_dir>/<model_name>, versions are directories in it.
+    serving_model_dir: Optional[str] = None
+    model_name: str = "cifar10"
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     profile: str
     pipeline_name: str = "cifar10-resnet9"
@@ -74,6 +91,14 @@ class PipelineConfig:
     beam: BeamConfig = BeamConfig()
     transform: TransformConfig = TransformConfig()
     training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    push: PushConfig = PushConfig()
+
+    @property
+    def serving_model_base_path(self) -> str:
+        serving_model_dir = (self.push.serving_model_dir
+                             or os.path.join(self.output_dir, "serving_model"))
+        return os.path.join(serving_model_dir, self.push.model_name)
 
     @property
     def pipeline_root(self) -> str:
@@ -97,6 +122,10 @@ PROFILES = {
         # 64/512 with the batch (linear scaling).
         training=TrainingConfig(epochs=2, batch_size=64, lr_knots=(0.0, 1.0, 2.0),
                                 lr_values=(0.01, 0.05, 0.0), eval_every_epoch=False),
+        # Two epochs on a few hundred images cannot reach 94%; a zero gate lets CPU
+        # checks exercise the blessed path and the push (tests also run a gate the
+        # model cannot pass).
+        evaluation=EvaluationConfig(accuracy_threshold=0.0, max_accuracy_drop=1.0),
     ),
 }
 for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
@@ -161,4 +190,18 @@ def load(profile: str, overrides: Tuple[str, ...] = ()) -> PipelineConfig:
         if not sep:
             raise ConfigError(f"{override!r}: expected section.field=value")
         config = _override(config, key.strip().split("."), text.strip(), key.strip())
+    _check(config)
     return config
+
+
+def _check(config: PipelineConfig) -> None:
+    evaluation = config.evaluation
+    if not 0.0 <= evaluation.accuracy_threshold <= 1.0:
+        raise ConfigError(f"evaluation.accuracy_threshold: must be within [0, 1], "
+                          f"got {evaluation.accuracy_threshold}")
+    if evaluation.max_accuracy_drop < 0.0:
+        raise ConfigError(f"evaluation.max_accuracy_drop: must be >= 0, "
+                          f"got {evaluation.max_accuracy_drop}")
+    if not config.push.model_name or "/" in config.push.model_name:
+        raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
+                          f"got {config.push.model_name!r}")

@@ -45,6 +45,9 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
         metadata_path=os.path.abspath(config.metadata_path),
         beam_pipeline_args=config.beam.pipeline_args(),
         training_hyperparameters=dataclasses.asdict(config.training),
+        serving_model_base_path=os.path.abspath(config.serving_model_base_path),
+        accuracy_threshold=config.evaluation.accuracy_threshold,
+        max_accuracy_drop=config.evaluation.max_accuracy_drop,
         images_per_file=config.data.images_per_file,
         transform_disable_statistics=config.transform.disable_statistics,
         enable_cache=config.enable_cache,
@@ -85,6 +88,10 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) ->
     validator = run_summary.get("components", {}).get("ExampleValidator", {})
     if "anomalies" in validator.get("outputs", {}):
         run_summary["anomalies"] = summary.anomalies_per_split(validator["outputs"]["anomalies"])
+    from pipeline import decision
+    model_decision = decision.from_run_summary(run_summary)
+    if model_decision is not None:
+        run_summary["decision"] = model_decision
     run_summary = {
         "profile": config.profile,
         "pipeline": config.pipeline_name,
@@ -104,4 +111,7 @@ def print_summary(run_summary: dict, stream=None) -> None:
         print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
         for key, uri in details["outputs"].items():
             print(f"    {key}: {uri}", file=stream)
+    if "decision" in run_summary:
+        from pipeline import decision
+        decision.print_decision(run_summary["decision"], stream)
     print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
 from tfx.proto import example_gen_pb2, transform_pb2
 
-from components import cifar10_example_gen
+from components import cifar10_example_gen, evaluation, pusher as pusher_executor
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -33,13 +33,18 @@ def create_pipeline(
     metadata_path: Optional[str],
     beam_pipeline_args: List[str],
     training_hyperparameters: dict,
+    serving_model_base_path: str,
+    accuracy_threshold: float,
+    max_accuracy_drop: float,
     images_per_file: Optional[int] = None,
     preprocessing_fn: str = PREPROCESSING_FN,
     run_fn: str = RUN_FN,
     transform_disable_statistics: bool = True,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform -> Trainer.
+    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform ->
+    Trainer -> Evaluator (accuracy gate, no regression on the last blessed model) ->
+    Pusher.
 
     Args:
       input_base: directory (local or remote file system) the split patterns are
@@ -51,6 +56,11 @@ def create_pipeline(
       images_per_file: keep the first N images of each batch file (small profiles).
       training_hyperparameters: the Trainer's settings, a JSON-able dict
         (`dataclasses.asdict` of `components.training_config.TrainingConfig`).
+      serving_model_base_path: TF Serving's model base path; a blessed model is
+        pushed to `<serving_model_base_path>/<unix-time version>/`.
+      accuracy_threshold: the least overall test accuracy that blesses a model.
+      max_accuracy_drop: the most the accuracy may fall below the last blessed
+        model's (0: at least as good).
       preprocessing_fn, run_fn: fully qualified names of the Transform and Trainer
         functions.
     """
@@ -99,8 +109,35 @@ def create_pipeline(
         },
     )
 
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
+
+    # The raw test split, not Transform's: the model is evaluated as it is served,
+    # from PNG bytes through its own Transform graph.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        example_splits=[TEST_SPLIT],
+        eval_config=evaluation.make_eval_config(accuracy_threshold, max_accuracy_drop),
+    )
+
+    # The standard Pusher (saved_model.pb copied last), which also declines to push a
+    # model the base path already serves.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=serving_model_base_path)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+    )
+
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer]
+                  trainer, latest_blessed_model, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -19,6 +19,17 @@ _STATE_NAMES = {
 }
 
 
+# Output artifacts whose custom properties record a decision: the blessing and the push.
+_REPORTED_PROPERTIES = {
+    "blessing": ("blessed", "baseline_model"),
+    "pushed_model": ("pushed", "pushed_version", "pushed_destination", "already_pushed_as"),
+}
+
+
+def _property_value(value):
+    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+
+
 def _context(store, type_name: str, name: str):
     return store.get_context_by_type_and_name(type_name, name)
 
@@ -53,23 +64,34 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
         if not node_execution_ids:
             continue
         execution = run_executions[max(node_execution_ids)]
-        outputs = {}
         events = store.get_events_by_execution_ids([execution.id])
-        output_events = [e for e in events
-                         if e.type in (metadata_store_pb2.Event.OUTPUT,
-                                       metadata_store_pb2.Event.DECLARED_OUTPUT)]
         artifacts = {a.id: a for a in store.get_artifacts_by_id(
-            [e.artifact_id for e in output_events])}
-        for event in output_events:
+            [e.artifact_id for e in events])}
+        outputs, inputs, properties = {}, {}, {}
+        for event in events:
+            if event.artifact_id not in artifacts:
+                continue
+            artifact = artifacts[event.artifact_id]
             key = event.path.steps[0].key if event.path.steps else str(event.artifact_id)
-            if event.artifact_id in artifacts:
-                outputs[key] = artifacts[event.artifact_id].uri
+            if event.type == metadata_store_pb2.Event.INPUT:
+                inputs[key] = artifact.uri
+            elif event.type in (metadata_store_pb2.Event.OUTPUT,
+                                metadata_store_pb2.Event.DECLARED_OUTPUT):
+                outputs[key] = artifact.uri
+                if key in _REPORTED_PROPERTIES:
+                    properties[key] = {
+                        name: _property_value(artifact.custom_properties[name])
+                        for name in _REPORTED_PROPERTIES[key]
+                        if name in artifact.custom_properties}
         components[node_id] = {
             "state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
             "seconds": round((execution.last_update_time_since_epoch
                               - execution.create_time_since_epoch) / 1000, 1),
             "outputs": outputs,
+            "inputs": inputs,
         }
+        if properties:
+            components[node_id]["properties"] = properties
     return {"run_id": latest.name, "components": components}
 
 

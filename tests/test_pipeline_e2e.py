@@ -1,11 +1,13 @@
 """The real pipeline on small data: LocalDagRunner, Beam, SQLite MLMD, every component.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer,
-then the artifacts' contents are checked against numpy on the same files.
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer ->
+Evaluator -> Pusher, then the artifacts' contents are checked against numpy on the same
+files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -26,8 +28,9 @@ from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 from pipeline import local_runner
 from tests.conftest import first_images as _first_images, write_small_dataset
 
-COMPONENTS = ["Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "Transform", "Trainer"]
+DATA_AND_TRAINING = ["Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+                     "Transform", "Trainer"]
+COMPONENTS = DATA_AND_TRAINING + ["LatestBlessedModelResolver", "Evaluator", "Pusher"]
 
 
 def _count_records(examples_uri: str, split: str) -> int:
@@ -50,7 +53,7 @@ def _transform_statistics(transform_graph_uri: str) -> tuple:
 
 def test_every_component_ran_and_published(pipeline_run):
     _, summary = pipeline_run
-    assert list(summary["components"]) == COMPONENTS
+    assert sorted(summary["components"]) == sorted(COMPONENTS)
     for component in COMPONENTS:
         assert summary["components"][component]["state"] == "COMPLETE"
         for uri in summary["components"][component]["outputs"].values():
@@ -107,11 +110,20 @@ def test_transform_statistics_equal_numpy_over_the_train_split(pipeline_run):
     np.testing.assert_allclose(normalised[match][0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_rerun_with_unchanged_inputs_is_cached(pipeline_run):
-    config, _ = pipeline_run
+def test_rerun_with_unchanged_inputs_is_cached_and_pushes_nothing(pipeline_run):
+    config, first = pipeline_run
+    versions_before = sorted(os.listdir(config.serving_model_base_path))
     again = local_runner.run(config)
-    assert {c: d["state"] for c, d in again["components"].items()} == {
-        component: "CACHED" for component in COMPONENTS}
+    states = {c: d["state"] for c, d in again["components"].items()}
+    assert {c: states[c] for c in DATA_AND_TRAINING} == {c: "CACHED" for c in DATA_AND_TRAINING}
+    # The resolver now finds the first run's blessed model as the baseline, so the
+    # Evaluator's inputs changed: it compares the model with itself and blesses it
+    # again, and the Pusher sees the model is already served.
+    decision = again["decision"]
+    assert decision["blessed"] and not decision["pushed"]
+    assert decision["already_pushed_as"] == first["decision"]["pushed_version"]
+    assert decision["baseline_model"] == first["components"]["Trainer"]["outputs"]["model"]
+    assert sorted(os.listdir(config.serving_model_base_path)) == versions_before
 
 
 def test_bad_data_behind_the_check_publishes_nothing(tmp_path):
@@ -169,3 +181,42 @@ def test_the_latest_span_is_ingested(tmp_path):
         metadata.sqlite_metadata_connection_config(config.metadata_path))
     artifact = next(a for a in store.get_artifacts_by_type("Examples") if a.uri == examples)
     assert artifact.custom_properties["span"].int_value == 1
+
+
+def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
+    config, summary = pipeline_run
+    decision = summary["decision"]
+    # smoke's gate is 0: the blessed path; the first run has no baseline.
+    assert decision["blessed"] and decision["pushed"]
+    assert decision["baseline_model"] is None and decision["accuracy_threshold"] == 0.0
+    assert decision["example_count"] == 50
+    assert sum(row["count"] for row in decision["per_class"].values()) == 50
+    assert set(decision["per_class"]) <= set(cifar10_format.CLASS_NAMES)
+    assert decision["accuracy"] == pytest.approx(
+        sum(row["accuracy"] * row["count"] for row in decision["per_class"].values()) / 50)
+    version = decision["pushed_version"]
+    assert version.isdigit()
+    pushed_dir = os.path.join(config.serving_model_base_path, version)
+    assert decision["pushed_destination"] == os.path.abspath(pushed_dir)
+    trained_dir = os.path.join(summary["components"]["Trainer"]["outputs"]["model"],
+                               "Format-Serving")
+    from components.pusher import model_digest
+    assert model_digest(pushed_dir) == model_digest(trained_dir)
+
+
+def test_a_gate_the_model_cannot_pass_blesses_and_pushes_nothing(pipeline_run, tmp_path):
+    """The first run's data and model (cached) under a 100% gate: NOT BLESSED, with the
+    reason, and no version directory is written. Last in this file: it records a
+    NOT_BLESSED verdict in the shared run's metadata."""
+    config, _ = pipeline_run
+    serving_dir = tmp_path / "serving"
+    strict = dataclasses.replace(
+        config, evaluation=dataclasses.replace(config.evaluation, accuracy_threshold=1.0),
+        push=dataclasses.replace(config.push, serving_model_dir=str(serving_dir)))
+    result = local_runner.run(strict)
+    assert result["components"]["Trainer"]["state"] == "CACHED"
+    decision = result["decision"]
+    assert not decision["blessed"] and not decision["pushed"]
+    assert decision["accuracy"] < 1.0 and decision["accuracy_threshold"] == 1.0
+    assert any("below the threshold 1.0000" in reason for reason in decision["reasons"])
+    assert not serving_dir.exists() or list(serving_dir.rglob("saved_model.pb")) == []

@@ -1,0 +1,105 @@
+"""Command line:
+
+    python -m serving serve --model-base-path DIR --model-name NAME --rest-port P --grpc-port Q
+    python -m serving predict --server URL [--grpc] IMAGE...
+
+Exit status: 0 on success, 2 for bad arguments or input (named in the message), 1 when
+the server refused a request or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+# Only errors from TensorFlow's C++ start-up, not its informational lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a model base path over REST and gRPC")
+    serve.add_argument("--model-base-path", required=True,
+                       help="directory of integer version directories (the Pusher's target)")
+    serve.add_argument("--model-name", default="cifar10")
+    serve.add_argument("--rest-port", type=int, default=8501, help="0: any free port")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="0: any free port")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--backend", default="auto",
+                       choices=["auto", "tensorflow_model_server", "docker", "embedded"],
+                       help="auto: TF Serving on PATH, else its Docker image, else embedded")
+    serve.add_argument("--num-versions", type=int, default=1,
+                       help="latest versions served at once")
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="how often the base path is checked for new versions")
+    serve.add_argument("--max-request-mb", type=float, default=8.0,
+                       help="larger requests are refused (REST 413, gRPC RESOURCE_EXHAUSTED)")
+    serve.add_argument("--config-dir", help="where TF Serving's config files are written")
+    serve.add_argument("--dry-run", action="store_true",
+                       help="print the backend, config files and command; start nothing")
+    predict = commands.add_parser("predict", help="classify image files with a served model")
+    predict.add_argument("--server", required=True,
+                         help="REST: http://host:port; gRPC (with --grpc): host:port")
+    predict.add_argument("--grpc", action="store_true")
+    predict.add_argument("--model-name", default="cifar10")
+    predict.add_argument("--version", type=int, help="a specific version (default: latest)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    return parser
+
+
+def _serve(args) -> int:
+    from serving import model_server
+
+    settings = model_server.ServerSettings(
+        model_base_path=args.model_base_path, model_name=args.model_name,
+        rest_port=args.rest_port, grpc_port=args.grpc_port, host=args.host,
+        num_versions=args.num_versions, file_system_poll_seconds=args.poll_seconds,
+        max_request_bytes=int(args.max_request_mb * 1024 * 1024))
+    try:
+        return model_server.serve(settings, args.backend, args.config_dir, args.dry_run)
+    except model_server.ServerConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _predict(args) -> int:
+    from serving.client import ServingRequestError, connect
+
+    images = []
+    for path in args.images:
+        try:
+            with open(path, "rb") as image_file:
+                images.append(image_file.read())
+        except OSError as error:
+            print(f"error: {path}: {error.strerror}", file=sys.stderr)
+            return 2
+    client = connect(args.server, args.model_name, grpc=args.grpc, version=args.version)
+    try:
+        predictions = client.predict(images)
+    except ServingRequestError as error:
+        print(f"error: the server refused the request: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # connection refused, timeouts
+        print(f"error: cannot reach {args.server}: {error}", file=sys.stderr)
+        return 1
+    width = max(len(path) for path in args.images)
+    print(f"{'image':<{width}}  class  {'name':<10}  probability")
+    for path, prediction in zip(args.images, predictions):
+        print(f"{path:<{width}}  {prediction.class_id:>5}  {prediction.class_name:<10}  "
+              f"{prediction.probability:.4f}")
+    return 0
+
+
+def main(argv=None) -> int:
+    # google-api-core warns that Python 3.10 is old; TFX 1.16 supports nothing newer.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+    args = _parser().parse_args(argv)
+    return _serve(args) if args.command == "serve" else _predict(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

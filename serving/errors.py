@@ -1,0 +1,43 @@
+"""Request errors with TF Serving's status codes, mapped to HTTP and gRPC."""
+
+from __future__ import annotations
+
+import grpc
+
+# TF Serving answers a REST error with the HTTP status of its canonical code.
+_HTTP_STATUS = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 413,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "INTERNAL": 500,
+}
+
+
+class ServingError(Exception):
+    """A request the server answers with an error; the server itself is fine."""
+
+    def __init__(self, code: str, message: str):
+        if code not in _HTTP_STATUS:
+            raise ValueError(f"unknown status code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP_STATUS[self.code]
+
+    @property
+    def grpc_status(self) -> grpc.StatusCode:
+        return getattr(grpc.StatusCode, self.code)
+
+
+def invalid(message: str) -> ServingError:
+    return ServingError("INVALID_ARGUMENT", message)
+
+
+def not_found(message: str) -> ServingError:
+    return ServingError("NOT_FOUND", message)

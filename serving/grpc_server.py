@@ -1,0 +1,143 @@
+"""TF Serving's gRPC API over a ModelStore, from tensorflow-serving-api's own protos:
+PredictionService.Predict / Classify / GetModelMetadata and ModelService.GetModelStatus.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Optional
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from serving import inference
+from serving.errors import ServingError, invalid
+from serving.model_store import ModelStore
+
+_STATES = get_model_status_pb2.ModelVersionStatus.State
+
+
+def _requested_version(model_spec) -> Optional[int]:
+    if model_spec.HasField("version_label"):
+        raise invalid("version labels are not supported; set model_spec.version")
+    return model_spec.version.value if model_spec.HasField("version") else None
+
+
+def _aborts_on_serving_error(method):
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ServingError as error:
+            context.abort(error.grpc_status, error.message)
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    @_aborts_on_serving_error
+    def Predict(self, request, context):  # noqa: N802 (the proto's method names)
+        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+        try:
+            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        except (TypeError, ValueError) as error:
+            raise invalid(f"an input TensorProto cannot be read: {error}") from None
+        signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
+                                                inputs, list(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = loaded.version
+        response.model_spec.signature_name = signature_name
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    @_aborts_on_serving_error
+    def Classify(self, request, context):  # noqa: N802
+        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+        kind = request.input.WhichOneof("kind")
+        if kind == "example_list":
+            examples = list(request.input.example_list.examples)
+        elif kind == "example_list_with_context":
+            with_context = request.input.example_list_with_context
+            examples = []
+            for example in with_context.examples:
+                merged = tf.train.Example()
+                merged.CopyFrom(with_context.context)
+                merged.MergeFrom(example)
+                examples.append(merged)
+        else:
+            raise invalid("ClassificationRequest.input holds no examples")
+        if not examples:
+            raise invalid("ClassificationRequest.input holds no examples")
+        results = inference.classify(loaded, [e.SerializeToString() for e in examples],
+                                     request.model_spec.signature_name or None)
+        response = classification_pb2.ClassificationResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = loaded.version
+        response.model_spec.signature_name = (request.model_spec.signature_name
+                                              or inference.EXAMPLES_SIGNATURE)
+        for scores in results:
+            classification = response.result.classifications.add()
+            for label, score in scores:
+                classification.classes.add(label=label, score=score)
+        return response
+
+    @_aborts_on_serving_error
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        unsupported = set(request.metadata_field) - {"signature_def"}
+        if unsupported or not request.metadata_field:
+            raise invalid(f"metadata_field must be [\"signature_def\"], got "
+                          f"{list(request.metadata_field)}")
+        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+        signature_def_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in loaded.signature_defs.items():
+            signature_def_map.signature_def[key].CopyFrom(value)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = loaded.version
+        response.metadata["signature_def"].Pack(signature_def_map)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    @_aborts_on_serving_error
+    def GetModelStatus(self, request, context):  # noqa: N802
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in self.store.statuses(request.model_spec.name,
+                                          _requested_version(request.model_spec)):
+            version_status = response.model_version_status.add()
+            version_status.version = status.version
+            version_status.state = _STATES.Value(status.state)
+            if status.error_message:
+                version_status.status.error_code = 2  # tensorflow.error.UNKNOWN
+                version_status.status.error_message = status.error_message
+        return response
+
+
+def start(store: ModelStore, host: str, port: int, max_request_bytes: int,
+          max_workers: int = 16) -> tuple:
+    """Starts the gRPC server; returns (server, bound port). Requests over
+    `max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[
+        ("grpc.max_receive_message_length", max_request_bytes),
+        ("grpc.max_send_message_length", max_request_bytes),
+    ])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(store), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
+    bound_port = server.add_insecure_port(f"{host}:{port}")
+    if bound_port == 0:
+        raise OSError(f"cannot bind the gRPC port {host}:{port}")
+    server.start()
+    return server, bound_port

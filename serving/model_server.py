@@ -1,0 +1,215 @@
+"""Starts a model server over a TF Serving model base path.
+
+Backends, in the order `auto` tries them:
+- `tensorflow_model_server` on PATH: TF Serving itself;
+- `docker`, when a Docker daemon answers: the `tensorflow/serving` image;
+- `embedded`: this package's server (REST + gRPC, same APIs, see the README), for
+  machines without TF Serving.
+The two real ones get a generated model config (latest-version policy, file-system
+polling) and a batching parameters file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from typing import List, Optional
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+BACKENDS = ("auto", "tensorflow_model_server", "docker", "embedded")
+DOCKER_IMAGE = "tensorflow/serving:2.16.1"
+MODEL_CONFIG_FILE = "models.config"
+BATCHING_CONFIG_FILE = "batching.config"
+# Inside the container (the image's own conventions).
+_CONTAINER_MODELS_DIR = "/models"
+_CONTAINER_CONFIG_DIR = "/config"
+_CONTAINER_REST_PORT, _CONTAINER_GRPC_PORT = 8501, 8500
+
+
+class ServerConfigError(ValueError):
+    """A model base path, port or backend the server cannot start with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    model_base_path: str
+    model_name: str
+    rest_port: int
+    grpc_port: int
+    host: str = "0.0.0.0"
+    # Versions served at once (TF Serving's `latest { num_versions }` policy).
+    num_versions: int = 1
+    file_system_poll_seconds: float = 1.0
+    max_request_bytes: int = 8 * 1024 * 1024
+    # Server-side batching of concurrent requests (the real TF Serving backends).
+    max_batch_size: int = 64
+    batch_timeout_micros: int = 2000
+    num_batch_threads: int = os.cpu_count() or 1
+
+
+def check(settings: ServerSettings) -> None:
+    if not os.path.isdir(settings.model_base_path):
+        raise ServerConfigError(f"--model-base-path {settings.model_base_path}: not a "
+                                f"directory (the Pusher's <serving_model_dir>/<model_name>)")
+    if not settings.model_name or "/" in settings.model_name:
+        raise ServerConfigError(f"--model-name {settings.model_name!r}: must be a "
+                                f"non-empty name without '/'")
+    for flag, port in (("--rest-port", settings.rest_port), ("--grpc-port", settings.grpc_port)):
+        if not 0 <= port <= 65535:
+            raise ServerConfigError(f"{flag} {port}: not a port number")
+    if settings.rest_port and settings.rest_port == settings.grpc_port:
+        raise ServerConfigError(f"--rest-port and --grpc-port are both {settings.rest_port}")
+    if settings.num_versions < 1:
+        raise ServerConfigError(f"--num-versions {settings.num_versions}: must be >= 1")
+
+
+def model_config_text(model_name: str, base_path: str, num_versions: int) -> str:
+    """TF Serving's --model_config_file contents, written from its own proto."""
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add()
+    model.name = model_name
+    model.base_path = base_path
+    model.model_platform = "tensorflow"
+    model.model_version_policy.latest.num_versions = num_versions
+    return text_format.MessageToString(config)
+
+
+def batching_config_text(settings: ServerSettings) -> str:
+    # tensorflow.serving.BatchingParameters; its proto is not in tensorflow-serving-api.
+    return (f"max_batch_size {{ value: {settings.max_batch_size} }}\n"
+            f"batch_timeout_micros {{ value: {settings.batch_timeout_micros} }}\n"
+            f"num_batch_threads {{ value: {settings.num_batch_threads} }}\n"
+            f"max_enqueued_batches {{ value: 1000 }}\n")
+
+
+def docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_backend(requested: str) -> tuple:
+    """(backend, why) for `requested`, which may be `auto`."""
+    if requested != "auto":
+        return requested, f"--backend {requested}"
+    if shutil.which("tensorflow_model_server"):
+        return "tensorflow_model_server", "tensorflow_model_server is on PATH"
+    if docker_available():
+        return "docker", "a Docker daemon answers"
+    return "embedded", ("no tensorflow_model_server on PATH and no Docker daemon: using the "
+                        "embedded server (production should run TF Serving itself)")
+
+
+def write_config_files(settings: ServerSettings, config_dir: str, backend: str) -> None:
+    os.makedirs(config_dir, exist_ok=True)
+    base_path = (f"{_CONTAINER_MODELS_DIR}/{settings.model_name}" if backend == "docker"
+                 else os.path.abspath(settings.model_base_path))
+    with open(os.path.join(config_dir, MODEL_CONFIG_FILE), "w") as config_file:
+        config_file.write(model_config_text(settings.model_name, base_path,
+                                            settings.num_versions))
+    with open(os.path.join(config_dir, BATCHING_CONFIG_FILE), "w") as config_file:
+        config_file.write(batching_config_text(settings))
+
+
+def server_command(settings: ServerSettings, config_dir: str, backend: str) -> List[str]:
+    """The command line of a real TF Serving backend, reading the files written by
+    `write_config_files` from `config_dir`."""
+    if backend == "tensorflow_model_server":
+        config_path, ports = os.path.abspath(config_dir), [
+            f"--port={settings.grpc_port}", f"--rest_api_port={settings.rest_port}"]
+        prefix = [shutil.which("tensorflow_model_server") or "tensorflow_model_server"]
+    elif backend == "docker":
+        config_path, ports = _CONTAINER_CONFIG_DIR, [
+            f"--port={_CONTAINER_GRPC_PORT}", f"--rest_api_port={_CONTAINER_REST_PORT}"]
+        publish_host = "" if settings.host in ("0.0.0.0", "") else f"{settings.host}:"
+        prefix = ["docker", "run", "--rm", "--init",
+                  "-p", f"{publish_host}{settings.rest_port}:{_CONTAINER_REST_PORT}",
+                  "-p", f"{publish_host}{settings.grpc_port}:{_CONTAINER_GRPC_PORT}",
+                  "-v", f"{os.path.abspath(settings.model_base_path)}:"
+                        f"{_CONTAINER_MODELS_DIR}/{settings.model_name}:ro",
+                  "-v", f"{os.path.abspath(config_dir)}:{_CONTAINER_CONFIG_DIR}:ro",
+                  "--entrypoint", "tensorflow_model_server", DOCKER_IMAGE]
+    else:
+        raise ServerConfigError(f"--backend {backend}: not a TF Serving backend")
+    return prefix + ports + [
+        f"--model_config_file={config_path}/{MODEL_CONFIG_FILE}",
+        f"--file_system_poll_wait_seconds={max(1, round(settings.file_system_poll_seconds))}",
+        "--enable_batching=true",
+        f"--batching_parameters_file={config_path}/{BATCHING_CONFIG_FILE}",
+    ]
+
+
+def run_tf_serving(command: List[str]) -> int:
+    """Runs TF Serving in the foreground, passing SIGINT/SIGTERM on."""
+    process = subprocess.Popen(command)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, _frame: process.send_signal(received))
+    return process.wait()
+
+
+def run_embedded(settings: ServerSettings, stop: Optional[threading.Event] = None) -> int:
+    """Serves until SIGINT/SIGTERM (or `stop` is set); prints where it listens."""
+    from serving import grpc_server, rest_server
+    from serving.model_store import ModelStore, ready_versions
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    store = ModelStore(settings.model_name, os.path.abspath(settings.model_base_path),
+                       num_versions=settings.num_versions,
+                       poll_seconds=settings.file_system_poll_seconds, log=log).start()
+    if not ready_versions(store.base_path):
+        log(f"No version of {settings.model_name} in {settings.model_base_path} yet; "
+            f"waiting for one (a <integer>/saved_model.pb)")
+    rest = rest_server.start(store, settings.host, settings.rest_port,
+                             settings.max_request_bytes)
+    grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
+                                        settings.max_request_bytes)
+    log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
+        f"{settings.model_name}")
+    log(f"gRPC API at {settings.host}:{grpc_port}")
+    stop = stop or threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    stop.wait()
+    log("Shutting down")
+    rest.shutdown()
+    grpc.stop(grace=2).wait()
+    store.stop()
+    return 0
+
+
+def serve(settings: ServerSettings, backend: str = "auto", config_dir: Optional[str] = None,
+          dry_run: bool = False) -> int:
+    check(settings)
+    chosen, why = choose_backend(backend)
+    print(f"Backend: {chosen} ({why})", flush=True)
+    if chosen == "embedded":
+        if dry_run:
+            print(f"Would serve {settings.model_base_path} as {settings.model_name} on REST "
+                  f"port {settings.rest_port} and gRPC port {settings.grpc_port}")
+            return 0
+        return run_embedded(settings)
+    if not settings.rest_port or not settings.grpc_port:
+        raise ServerConfigError("TF Serving needs fixed --rest-port and --grpc-port (not 0)")
+    config_dir = config_dir or os.path.join(os.path.abspath(settings.model_base_path),
+                                            os.pardir, f".{settings.model_name}-server-config")
+    write_config_files(settings, config_dir, chosen)
+    command = server_command(settings, config_dir, chosen)
+    print(f"Config files in {os.path.normpath(config_dir)}", flush=True)
+    print("Command: " + " ".join(command), flush=True)
+    if dry_run:
+        return 0
+    sys.stdout.flush()
+    return run_tf_serving(command)

@@ -1,0 +1,178 @@
+"""The versions of one model under a TF Serving model base path, loaded as they appear.
+
+Follows TF Serving's file-system source and default policy: a version is an integer
+directory of `<base path>`; it is ready once its `saved_model.pb` exists (the Pusher
+writes that file last); the latest `num_versions` ready versions are served; a new
+version is loaded beside the old one and the old one is unloaded only once the new
+one is available, so requests never meet a gap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+from serving.errors import not_found
+
+SAVED_MODEL_FILE = "saved_model.pb"
+_VERSION_DIR = re.compile(r"^[0-9]+$")
+
+# tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
+LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
+
+
+@dataclasses.dataclass
+class LoadedVersion:
+    version: int
+    path: str
+    # tf.saved_model.load's object; kept so its variables outlive the signatures.
+    saved_model: object
+    signatures: dict
+    # tensorflow.MetaGraphDef.signature_def of the SavedModel (the metadata APIs).
+    signature_defs: object
+
+
+@dataclasses.dataclass
+class VersionStatus:
+    version: int
+    state: str
+    error_message: str = ""
+
+
+def ready_versions(base_path: str) -> Dict[int, str]:
+    """Integer version directories that hold a `saved_model.pb`."""
+    versions = {}
+    try:
+        names = os.listdir(base_path)
+    except FileNotFoundError:
+        return versions
+    for name in names:
+        path = os.path.join(base_path, name)
+        if _VERSION_DIR.match(name) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+            versions[int(name)] = path
+    return versions
+
+
+def load_version(version: int, path: str) -> LoadedVersion:
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = tf.saved_model.load(path)
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, SAVED_MODEL_FILE), "rb") as saved_model_file:
+        proto.ParseFromString(saved_model_file.read())
+    return LoadedVersion(version=version, path=path, saved_model=saved_model,
+                         signatures=dict(saved_model.signatures),
+                         signature_defs=proto.meta_graphs[0].signature_def)
+
+
+class ModelStore:
+    """Loads and serves the latest versions of `model_name` from `base_path`."""
+
+    def __init__(self, model_name: str, base_path: str, num_versions: int = 1,
+                 poll_seconds: float = 1.0, log=print):
+        self.model_name = model_name
+        self.base_path = base_path
+        self.num_versions = num_versions
+        self.poll_seconds = poll_seconds
+        self._log = log
+        self._lock = threading.Lock()
+        self._loaded: Dict[int, LoadedVersion] = {}
+        self._statuses: Dict[int, VersionStatus] = {}
+        # A version whose load failed is retried only when its saved_model.pb changes
+        # (a copy still in progress), not on every poll.
+        self._failed: Dict[int, Tuple[float, int]] = {}
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def poll_once(self) -> None:
+        """Loads newly ready versions among the latest, then unloads the rest."""
+        ready = ready_versions(self.base_path)
+        wanted = sorted(ready, reverse=True)[:self.num_versions]
+        for version in sorted(wanted):
+            if version in self._loaded:
+                continue
+            pb_stat = os.stat(os.path.join(ready[version], SAVED_MODEL_FILE))
+            fingerprint = (pb_stat.st_mtime, pb_stat.st_size)
+            if self._failed.get(version) == fingerprint:
+                continue
+            self._set_status(version, LOADING)
+            started = time.monotonic()
+            try:
+                loaded = load_version(version, ready[version])
+            except Exception as error:  # a corrupt or half-written version
+                self._failed[version] = fingerprint
+                self._set_status(version, END, f"{type(error).__name__}: {error}")
+                self._log(f"Version {version} of {self.model_name} failed to load: {error}")
+                continue
+            with self._lock:
+                self._loaded[version] = loaded
+            self._failed.pop(version, None)
+            self._set_status(version, AVAILABLE)
+            self._log(f"Serving {self.model_name} version {version} from {ready[version]} "
+                      f"(loaded in {time.monotonic() - started:.1f} s)")
+        available_wanted = [version for version in wanted if version in self._loaded]
+        if not available_wanted:
+            return  # keep serving whatever is loaded until a wanted version is ready
+        for version in list(self._loaded):
+            if version not in wanted:
+                with self._lock:
+                    del self._loaded[version]
+                self._set_status(version, END)
+                self._log(f"Unloaded {self.model_name} version {version}")
+
+    def _set_status(self, version: int, state: str, error_message: str = "") -> None:
+        with self._lock:
+            self._statuses[version] = VersionStatus(version, state, error_message)
+
+    def start(self) -> "ModelStore":
+        self.poll_once()
+        self._thread = threading.Thread(target=self._poll_forever, name="model-poller",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll_forever(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll_once()
+            except Exception as error:  # the poller must outlive a bad directory entry
+                self._log(f"Polling {self.base_path} failed: {error}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def get(self, model_name: str, version: Optional[int] = None) -> LoadedVersion:
+        """The requested version, or the latest available one."""
+        if model_name != self.model_name:
+            raise not_found(f"Servable not found for request: "
+                            f"{'Latest' if version is None else 'Specific'}({model_name}"
+                            f"{'' if version is None else f', {version}'})")
+        with self._lock:
+            if version is None:
+                if self._loaded:
+                    return self._loaded[max(self._loaded)]
+            elif version in self._loaded:
+                return self._loaded[version]
+        if version is None:
+            raise not_found(f"Servable not found for request: Latest({model_name})")
+        raise not_found(f"Servable not found for request: Specific({model_name}, {version})")
+
+    def statuses(self, model_name: str, version: Optional[int] = None) -> List[VersionStatus]:
+        if model_name != self.model_name:
+            raise not_found(f"Could not find any versions of model {model_name}")
+        with self._lock:
+            statuses = dict(self._statuses)
+        if version is not None:
+            if version not in statuses:
+                raise not_found(f"Could not find version {version} of model {model_name}")
+            return [statuses[version]]
+        if not statuses:
+            raise not_found(f"Could not find any versions of model {model_name}")
+        return [statuses[v] for v in sorted(statuses, reverse=True)]
