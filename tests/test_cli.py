@@ -90,7 +90,14 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     assert summary["orchestrator"] == "beam" and summary["profile"] == "smoke"
     assert {name: c["state"] for name, c in summary["components"].items()} == {
         name: "COMPLETE" for name in ("Cifar10ExampleGen", "StatisticsGen", "SchemaGen",
-                                      "ExampleValidator", "Transform", "Trainer")}
+                                      "ExampleValidator", "Transform", "Trainer",
+                                      "LatestBlessedModelResolver", "Evaluator", "Pusher")}
     assert os.path.isdir(summary["components"]["Transform"]["outputs"]["transform_graph"])
     assert "Artifacts of this run:" in result.stdout
+    # The decision, in words and in the JSON line.
+    assert "Evaluation on the test split (10 images): BLESSED" in result.stdout
+    version = summary["decision"]["pushed_version"]
+    assert f"Pushed version {version} to " in result.stdout
+    assert os.path.exists(tmp_path / "out" / "serving_model" / "cifar10" / version /
+                          "saved_model.pb")
     assert "node Transform is finished." in result.stderr

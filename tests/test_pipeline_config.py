@@ -51,3 +51,23 @@ def test_bad_overrides_are_named(override, message):
 def test_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile 'huge'"):
         pipeline_config.load("huge")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("evaluation.accuracy_threshold=1.2", "evaluation.accuracy_threshold: must be within"),
+    ("evaluation.max_accuracy_drop=-0.1", "evaluation.max_accuracy_drop: must be >= 0"),
+    ("push.model_name=a/b", "push.model_name"),
+])
+def test_gate_and_push_settings_are_checked(override, message):
+    with pytest.raises(pipeline_config.ConfigError, match=message):
+        pipeline_config.load("smoke", (override,))
+
+
+def test_full_profile_gate_and_serving_layout():
+    config = pipeline_config.load("full", ("output_dir=/srv/out",))
+    assert config.evaluation.accuracy_threshold == 0.94
+    assert config.evaluation.max_accuracy_drop == 0.0
+    assert config.serving_model_base_path == "/srv/out/serving_model/cifar10"
+    moved = pipeline_config.load("full", ("push.serving_model_dir=/models",
+                                          "push.model_name=cifar"))
+    assert moved.serving_model_base_path == "/models/cifar"

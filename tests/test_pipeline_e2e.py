@@ -189,11 +189,11 @@ def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
     # smoke's gate is 0: the blessed path; the first run has no baseline.
     assert decision["blessed"] and decision["pushed"]
     assert decision["baseline_model"] is None and decision["accuracy_threshold"] == 0.0
-    assert decision["example_count"] == 50
-    assert sum(row["count"] for row in decision["per_class"].values()) == 50
+    assert decision["example_count"] == 30  # images_per_file=30 of the 50
+    assert sum(row["count"] for row in decision["per_class"].values()) == 30
     assert set(decision["per_class"]) <= set(cifar10_format.CLASS_NAMES)
     assert decision["accuracy"] == pytest.approx(
-        sum(row["accuracy"] * row["count"] for row in decision["per_class"].values()) / 50)
+        sum(row["accuracy"] * row["count"] for row in decision["per_class"].values()) / 30)
     version = decision["pushed_version"]
     assert version.isdigit()
     pushed_dir = os.path.join(config.serving_model_base_path, version)
