@@ -18,7 +18,9 @@ import time
 from typing import Optional
 
 from absl import logging
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -81,3 +83,9 @@ class Executor(pusher_executor.Executor):
             while fileio.exists(os.path.join(base_directory, str(int(time.time())))):
                 time.sleep(0.1)
         super().Do(input_dict, output_dict, exec_properties)
+
+
+class Pusher(pusher_component.Pusher):
+    """The standard Pusher component running the executor above."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
 from tfx.proto import example_gen_pb2, transform_pb2
 
-from components import cifar10_example_gen, evaluation, pusher as pusher_executor
+from components import cifar10_example_gen, evaluation, pusher as cifar10_pusher
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -127,13 +127,12 @@ def create_pipeline(
 
     # The standard Pusher (saved_model.pb copied last), which also declines to push a
     # model the base path already serves.
-    pusher = tfx.components.Pusher(
+    pusher = cifar10_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=serving_model_base_path)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
     )
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from components import cifar10_format
+from serving.process import EmbeddedServerProcess
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "cifar10-sample")
@@ -118,57 +119,6 @@ def learnable_dataset(count: int, seed: int) -> tuple:
     return images.astype(np.float32), labels.astype(np.int64)
 
 
-class ServerProcess:
-    """`python -m serving serve` with the embedded backend on loopback, any free ports."""
-
-    def __init__(self, model_base_path: str, model_name: str = "cifar10",
-                 extra_args: tuple = ()):
-        import re
-        import subprocess
-        import sys
-        import time
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "serve", "--backend", "embedded",
-             "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0",
-             "--poll-seconds", "0.2", "--model-base-path", model_base_path,
-             "--model-name", model_name, *extra_args],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        rest_port = grpc_port = None
-        deadline = time.monotonic() + 180
-        while (rest_port is None or grpc_port is None) and time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            if match := re.search(r"REST API at http://127\.0\.0\.1:(\d+)/", line):
-                rest_port = int(match[1])
-            if match := re.search(r"gRPC API at 127\.0\.0\.1:(\d+)", line):
-                grpc_port = int(match[1])
-        if rest_port is None or grpc_port is None:
-            self.stop()
-            raise RuntimeError("the server did not start:\n" + "".join(self.lines))
-        self.rest_url = f"http://127.0.0.1:{rest_port}"
-        self.grpc_target = f"127.0.0.1:{grpc_port}"
-        import threading
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def stop(self) -> int:
-        import subprocess
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
-
-
 @pytest.fixture(scope="session")
 def pushed_model(pipeline_run):
     """(model base path, version, version dir) the smoke run's Pusher wrote."""
@@ -181,7 +131,7 @@ def pushed_model(pipeline_run):
 @pytest.fixture(scope="session")
 def served(pushed_model):
     """One embedded server over the smoke run's model base path, for the API tests."""
-    server = ServerProcess(pushed_model[0])
+    server = EmbeddedServerProcess(pushed_model[0])
     yield server
     server.stop()
 

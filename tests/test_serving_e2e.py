@@ -17,7 +17,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.client import connect
-from tests.conftest import REPO_ROOT, ServerProcess, png_images
+from serving.process import EmbeddedServerProcess
+from tests.conftest import REPO_ROOT, png_images
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model,
     base_path.mkdir(parents=True)
     # An older version number than any the Pusher writes (unix time).
     shutil.copytree(version_dir, base_path / "1")
-    server = ServerProcess(str(base_path))
+    server = EmbeddedServerProcess(str(base_path))
     image = png_images(1)[0]
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
         __import__("grpc").insecure_channel(server.grpc_target))
