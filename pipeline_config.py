@@ -76,6 +76,10 @@ class PushConfig:
     # base path is <serving_model_dir>/<model_name>, versions are directories in it.
     serving_model_dir: Optional[str] = None
     model_name: str = "cifar10"
+    # InfraValidator loads the model in real TF Serving before a push. TFX runs it in
+    # Docker: auto adds it when a Docker daemon answers; docker | off force it.
+    infra_validation: str = "auto"
+    serving_image_tag: str = "2.16.1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +206,9 @@ def _check(config: PipelineConfig) -> None:
     if evaluation.max_accuracy_drop < 0.0:
         raise ConfigError(f"evaluation.max_accuracy_drop: must be >= 0, "
                           f"got {evaluation.max_accuracy_drop}")
+    if config.push.infra_validation not in ("auto", "docker", "off"):
+        raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
+                          f"auto, docker or off")
     if not config.push.model_name or "/" in config.push.model_name:
         raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
                           f"got {config.push.model_name!r}")

@@ -59,6 +59,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
+        # MirroredStrategy() takes every GPU, or the one CPU without a GPU; a CPU split
+        # into logical devices (tf.config.set_logical_device_configuration) is mirrored
+        # across them, which is how the strategy is exercised without GPUs.
+        cpus = tf.config.list_logical_devices("CPU")
+        if not gpu_available() and len(cpus) > 1:
+            return tf.distribute.MirroredStrategy([device.name for device in cpus])
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()

@@ -2,7 +2,8 @@
 
 Flags this command does not know (`--project=...`, `--temp_location=...`) are passed
 to Beam unchanged, so a remote runner is one `--runner=DataflowRunner ...` away.
-Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline failed.
+Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline failed,
+3 when another run holds the output directory's lock (nothing was done).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import warnings
 import pipeline_config
 from components.cifar10_format import Cifar10DataError
 from pipeline import local_runner
+from pipeline.run_lock import RunLockedError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,6 +120,9 @@ def main(argv=None) -> int:
     except (Cifar10DataError, pipeline_config.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunLockedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     except Exception as error:  # a component failed: TFX has logged the traceback
         print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

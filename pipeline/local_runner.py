@@ -33,8 +33,24 @@ def resolve_source(config: pipeline_config.PipelineConfig) -> cifar10_source.Dat
     return source
 
 
+def infra_validation_tag(config: pipeline_config.PipelineConfig, log=print):
+    """The TF Serving image tag InfraValidator uses, or None (with the reason logged)."""
+    setting = config.push.infra_validation
+    if setting == "off":
+        log("InfraValidator: off (push.infra_validation=off)")
+        return None
+    if setting == "auto":
+        from serving.model_server import docker_available
+        if not docker_available():
+            log("InfraValidator: skipped, no Docker daemon answers (TFX's InfraValidator "
+                "starts TF Serving in Docker); the Evaluator's gate still applies")
+            return None
+    log(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} in Docker")
+    return config.push.serving_image_tag
+
+
 def build_pipeline(config: pipeline_config.PipelineConfig,
-                   source: cifar10_source.DataSource):
+                   source: cifar10_source.DataSource, log=print):
     from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -49,6 +65,7 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
         accuracy_threshold=config.evaluation.accuracy_threshold,
         max_accuracy_drop=config.evaluation.max_accuracy_drop,
         images_per_file=config.data.images_per_file,
+        infra_validation_serving_tag=infra_validation_tag(config, log),
         transform_disable_statistics=config.transform.disable_statistics,
         enable_cache=config.enable_cache,
     )
@@ -71,6 +88,12 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) ->
     source = resolve_source(config)
     orchestrator = _orchestrator(config.orchestrator)
     os.makedirs(config.output_dir, exist_ok=True)
+    from pipeline import run_lock
+    with run_lock.exclusive(config.output_dir, config.pipeline_name):
+        return _run_locked(config, source, orchestrator, to_nodes)
+
+
+def _run_locked(config, source, orchestrator, to_nodes) -> dict:
     tfx_pipeline = build_pipeline(config, source)
     started = time.monotonic()
     print(f"Running {config.pipeline_name} ({len(tfx_pipeline.components)} components) "

@@ -37,6 +37,7 @@ def create_pipeline(
     accuracy_threshold: float,
     max_accuracy_drop: float,
     images_per_file: Optional[int] = None,
+    infra_validation_serving_tag: Optional[str] = None,
     preprocessing_fn: str = PREPROCESSING_FN,
     run_fn: str = RUN_FN,
     transform_disable_statistics: bool = True,
@@ -54,6 +55,9 @@ def create_pipeline(
         (Kubeflow, Vertex).
       beam_pipeline_args: passed to every Beam-powered component.
       images_per_file: keep the first N images of each batch file (small profiles).
+      infra_validation_serving_tag: a `tensorflow/serving` image tag: InfraValidator
+        loads the model in that TF Serving (local Docker) and sends it test examples
+        before the Pusher may push it; None: no InfraValidator.
       training_hyperparameters: the Trainer's settings, a JSON-able dict
         (`dataclasses.asdict` of `components.training_config.TrainingConfig`).
       serving_model_base_path: TF Serving's model base path; a blessed model is
@@ -125,18 +129,37 @@ def create_pipeline(
         eval_config=evaluation.make_eval_config(accuracy_threshold, max_accuracy_drop),
     )
 
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  trainer, latest_blessed_model, evaluator]
+    infra_blessing = None
+    if infra_validation_serving_tag:
+        infra_validator = tfx.components.InfraValidator(
+            model=trainer.outputs["model"],
+            examples=example_gen.outputs["examples"],
+            serving_spec=tfx.proto.ServingSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServing(
+                    tags=[infra_validation_serving_tag]),
+                local_docker=tfx.proto.LocalDockerConfig()),
+            request_spec=tfx.proto.RequestSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(
+                    signature_names=[evaluation.EVAL_SIGNATURE]),
+                split_name=TEST_SPLIT, num_examples=16),
+        )
+        components.append(infra_validator)
+        infra_blessing = infra_validator.outputs["blessing"]
+
     # The standard Pusher (saved_model.pb copied last), which also declines to push a
     # model the base path already serves.
     pusher = cifar10_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=serving_model_base_path)),
     )
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, latest_blessed_model, evaluator, pusher]
+    components.append(pusher)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
