@@ -160,7 +160,7 @@ class StopAtStep(keras.callbacks.Callback):
         self.max_steps = max_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) >= self.max_steps:
+        if int(self.model.optimizer.iterations.numpy()) >= self.max_steps:
             self.model.stop_training = True
 
 
@@ -253,7 +253,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         "eval_accuracy": accuracy(model, eval_images, eval_labels, tta_flip=False),
         "eval_accuracy_tta_flip": accuracy(model, eval_images, eval_labels, tta_flip=True),
         "train_seconds": round(train_seconds, 1),
-        "steps": int(model.optimizer.iterations),
+        "steps": int(model.optimizer.iterations.numpy()),
         "parameters": model.count_params(),
     }
     return model, history.history, metrics
