@@ -8,7 +8,7 @@ PROFILE ?= full
 ARGS ?=
 UV = $(PYTHON) -m uv
 
-.PHONY: setup run test benchmark
+.PHONY: setup run test benchmark serve
 
 # uv resolves TFX 1.16's dependency set in seconds (pip's resolver does not finish);
 # --frozen installs exactly what uv.lock pins.
@@ -24,3 +24,7 @@ test: setup
 
 benchmark: setup
 	$(UV) run --frozen python benchmarks/examplegen_transform.py $(ARGS)
+
+# Serves what the pipeline pushed (TF Serving if installed, else the embedded server).
+serve: setup
+	$(UV) run --frozen python -m serving serve --model-base-path outputs/serving_model/cifar10 $(ARGS)
