@@ -1,13 +1,20 @@
 """ResNet9 training throughput on this machine, beside its matmul ceiling.
 
-For each batch size and each variant (float32; float32 with XLA; mixed bfloat16 on a
-CPU or mixed float16 on a GPU), times real training steps of the Trainer's `train`
-(augmentation, L2 penalty, SGD Nesterov, the per-step schedule) on random data, each
-variant in its own process so dtype policies do not leak. Reports images/s and the
-achieved FLOP/s (2.3 GFLOP per training image) against a large float32 matmul
-measured in the same run. Prints a table and one JSON line.
+For each batch size and each variant, times real training steps of the Trainer's
+`train` (augmentation, L2 penalty, SGD Nesterov, the per-step schedule) on random data,
+each variant in its own process so dtype policies and runtime settings do not leak:
+- `float32`: the project's CPU runtime settings (components/cpu_runtime.py: oneDNN on,
+  one inter-op thread), as `python -m pipeline run` applies them;
+- `float32-tf-defaults`: TensorFlow's own defaults, the baseline for those settings;
+- `xla`, `mixed` (bfloat16 on a CPU, float16 on a GPU): with the project's settings.
+Reports images/s and the achieved FLOP/s (2.3 GFLOP per training image) against a
+large float32 matmul measured in the same run under each setting. With
+`--torch-python PY` (an interpreter with PyTorch) a plain PyTorch ResNet9 step runs in
+the same run too (benchmarks/torch_resnet9_step.py), and every figure is also given
+as a ratio to it. Prints a table and one JSON line.
 
-  python benchmarks/train_throughput.py [--batch-sizes 128,512] [--steps 6]
+  python benchmarks/train_throughput.py [--batch-sizes 128,512] [--steps 6] \
+      [--variants float32,float32-tf-defaults,xla,mixed] [--torch-python PY]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_FLOP_PER_IMAGE = 2.3e9
+TIMED_EPOCHS = 3
 
 
 def matmul_flops(size: int = 4096, repeats: int = 5) -> float:
@@ -46,7 +54,10 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = ("float16" if gpu else "bfloat16") if variant == "mixed" else "off"
-    settings = TrainingConfig(epochs=2, batch_size=batch_size, eval_every_epoch=False,
+    matmul_gflops = matmul_flops() / 1e9
+    # Epoch 1 traces and compiles; the median of the next TIMED_EPOCHS is the rate (this
+    # machine is a VM whose speed varies by tens of percent from minute to minute).
+    settings = TrainingConfig(epochs=1 + TIMED_EPOCHS, batch_size=batch_size, eval_every_epoch=False,
                               xla="on" if variant == "xla" else "off", mixed_precision=mixed)
     rng = np.random.default_rng(0)
     count = batch_size * steps
@@ -66,9 +77,9 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
         train(settings, (images, labels), (images[:batch_size], labels[:batch_size]),
               os.path.join(work_dir, "run"), os.path.join(work_dir, "backup"), stream=quiet,
               extra_callbacks=[EpochTimer()])
-    # Epoch 1 includes tracing and compilation; epoch 2 is steady state.
-    images_per_second = count / epoch_seconds[-1]
+    images_per_second = count / float(np.median(epoch_seconds[1:]))
     return {"variant": variant, "batch_size": batch_size, "device": "GPU" if gpu else "CPU",
+            "matmul_gflops": round(matmul_gflops, 1),
             "images_per_second": round(images_per_second, 1),
             "achieved_gflops": round(images_per_second * TRAIN_FLOP_PER_IMAGE / 1e9, 1)}
 
@@ -78,7 +89,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", default="128,512")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
-    parser.add_argument("--variants", default="float32,xla,mixed")
+    parser.add_argument("--variants", default="float32,float32-tf-defaults,xla,mixed")
+    parser.add_argument("--torch-python", help="a Python with PyTorch, for the reference")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "BATCH", "STEPS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,24 +101,44 @@ def main() -> None:
         print(json.dumps(measure_variant(variant, int(batch_size), int(steps))))
         return
 
-    ceiling = matmul_flops()
-    results = {"matmul_gflops": round(ceiling / 1e9, 1), "cpu_count": os.cpu_count(),
-               "runs": []}
-    print(f"float32 matmul 4096^3: {ceiling / 1e9:.1f} GFLOP/s", flush=True)
+    from components.cpu_runtime import CPU_TRAINING_ENVIRONMENT, apply_cpu_training_defaults
+
+    results = {"cpu_count": os.cpu_count(), "runs": [], "torch": {}}
     for batch_size in args.batch_sizes.split(","):
+        torch_rate = None
+        if args.torch_python:
+            torch_run = subprocess.run(
+                [args.torch_python, os.path.join(REPO_ROOT, "benchmarks", "torch_resnet9_step.py"),
+                 "--batch-size", batch_size, "--steps", str(args.steps)],
+                capture_output=True, text=True)
+            if torch_run.returncode == 0:
+                results["torch"][batch_size] = json.loads(torch_run.stdout.strip().splitlines()[-1])
+                torch_rate = results["torch"][batch_size]["images_per_second"]
+                print(f"CPU batch {batch_size:>4s} pytorch  {torch_rate:8.1f} images/s "
+                      f"({results['torch'][batch_size]['framework']}, the reference)", flush=True)
+            else:
+                print(f"pytorch batch {batch_size}: failed\n{torch_run.stderr[-2000:]}")
         for variant in args.variants.split(","):
+            environment = {key: value for key, value in os.environ.items()
+                           if key not in CPU_TRAINING_ENVIRONMENT}
+            if variant != "float32-tf-defaults":
+                apply_cpu_training_defaults(environment)
             child = subprocess.run(
                 [sys.executable, __file__, "--child", variant, batch_size, str(args.steps)],
-                capture_output=True, text=True, cwd=REPO_ROOT)
+                capture_output=True, text=True, cwd=REPO_ROOT, env=environment)
             if child.returncode:
                 print(f"{variant} batch {batch_size}: failed\n{child.stderr[-2000:]}")
                 continue
             run = json.loads(child.stdout.strip().splitlines()[-1])
-            run["fraction_of_matmul"] = round(run["achieved_gflops"] * 1e9 / ceiling, 3)
+            run["fraction_of_matmul"] = round(run["achieved_gflops"] / run["matmul_gflops"], 3)
+            if torch_rate:
+                run["vs_pytorch"] = round(run["images_per_second"] / torch_rate, 2)
             results["runs"].append(run)
-            print(f"{run['device']} batch {batch_size:>4s} {variant:8s} "
+            print(f"{run['device']} batch {batch_size:>4s} {variant:20s} "
                   f"{run['images_per_second']:8.1f} images/s  {run['achieved_gflops']:7.1f} "
-                  f"GFLOP/s  ({100 * run['fraction_of_matmul']:.0f}% of matmul)", flush=True)
+                  f"GFLOP/s  ({100 * run['fraction_of_matmul']:.0f}% of a "
+                  f"{run['matmul_gflops']:.0f} GFLOP/s matmul)"
+                  + (f"  {run['vs_pytorch']:.2f}x PyTorch" if torch_rate else ""), flush=True)
     print(json.dumps(results, sort_keys=True))
 
 

@@ -16,10 +16,15 @@ import re
 import sys
 import warnings
 
-import pipeline_config
-from components.cifar10_format import Cifar10DataError
-from pipeline import local_runner
-from pipeline.run_lock import RunLockedError
+from components.cpu_runtime import apply_cpu_training_defaults
+
+# Before anything imports TensorFlow, which reads these once.
+apply_cpu_training_defaults()
+
+import pipeline_config  # noqa: E402
+from components.cifar10_format import Cifar10DataError  # noqa: E402
+from pipeline import local_runner  # noqa: E402
+from pipeline.run_lock import RunLockedError  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:

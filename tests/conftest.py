@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 
-import numpy as np
-import pytest
+from components.cpu_runtime import apply_cpu_training_defaults
 
-from components import cifar10_format
-from serving.process import EmbeddedServerProcess
+# The runtime `python -m pipeline run` trains with, set before TensorFlow is imported;
+# child processes (the CLI, training workers, servers) inherit it.
+apply_cpu_training_defaults()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from components import cifar10_format  # noqa: E402
+from serving.process import EmbeddedServerProcess  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "cifar10-sample")
