@@ -29,18 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def push_a_model() -> str:
     import pipeline_config
-    from components import cifar10_format
+    from benchmarks.examplegen_transform import synthesize
     from pipeline import local_runner
 
     work_dir = tempfile.mkdtemp(prefix="serving-benchmark-")
-    rng = np.random.default_rng(0)
-
-    def batch(count):
-        return (rng.integers(0, 256, (count,) + cifar10_format.IMAGE_SHAPE, dtype=np.uint8),
-                rng.integers(0, 10, count))
-
-    cifar10_format.write_dataset(os.path.join(work_dir, "data"), cifar10_format.BINARY_LAYOUT,
-                                 [batch(64)], batch(32))
+    synthesize(os.path.join(work_dir, "data"), train_images=160, test_images=32)
     config = pipeline_config.load("smoke", (f"data.data_dir={work_dir}/data",
                                             f"output_dir={work_dir}/out",
                                             "training.epochs=1", "training.batch_size=32"))

@@ -33,24 +33,26 @@ def resolve_source(config: pipeline_config.PipelineConfig) -> cifar10_source.Dat
     return source
 
 
-def infra_validation_tag(config: pipeline_config.PipelineConfig, log=print):
-    """The TF Serving image tag InfraValidator uses, or None (with the reason logged)."""
+def infra_validation_tag(config: pipeline_config.PipelineConfig):
+    """The TF Serving image tag InfraValidator uses, or None (with the reason printed)."""
     setting = config.push.infra_validation
     if setting == "off":
-        log("InfraValidator: off (push.infra_validation=off)")
+        print("InfraValidator: off (push.infra_validation=off)", flush=True)
         return None
     if setting == "auto":
         from serving.model_server import docker_available
         if not docker_available():
-            log("InfraValidator: skipped, no Docker daemon answers (TFX's InfraValidator "
-                "starts TF Serving in Docker); the Evaluator's gate still applies")
+            print("InfraValidator: skipped, no Docker daemon answers (TFX's InfraValidator "
+                  "starts TF Serving in Docker); the Evaluator's gate still applies",
+                  flush=True)
             return None
-    log(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} in Docker")
+    print(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} in Docker",
+          flush=True)
     return config.push.serving_image_tag
 
 
 def build_pipeline(config: pipeline_config.PipelineConfig,
-                   source: cifar10_source.DataSource, log=print):
+                   source: cifar10_source.DataSource):
     from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -65,7 +67,7 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
         accuracy_threshold=config.evaluation.accuracy_threshold,
         max_accuracy_drop=config.evaluation.max_accuracy_drop,
         images_per_file=config.data.images_per_file,
-        infra_validation_serving_tag=infra_validation_tag(config, log),
+        infra_validation_serving_tag=infra_validation_tag(config),
         transform_disable_statistics=config.transform.disable_statistics,
         enable_cache=config.enable_cache,
     )

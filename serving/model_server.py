@@ -158,8 +158,8 @@ def run_tf_serving(command: List[str]) -> int:
     return process.wait()
 
 
-def run_embedded(settings: ServerSettings, stop: Optional[threading.Event] = None) -> int:
-    """Serves until SIGINT/SIGTERM (or `stop` is set); prints where it listens."""
+def run_embedded(settings: ServerSettings) -> int:
+    """Serves until SIGINT/SIGTERM; prints where it listens."""
     from serving import grpc_server, rest_server
     from serving.model_store import ModelStore, ready_versions
 
@@ -179,7 +179,7 @@ def run_embedded(settings: ServerSettings, stop: Optional[threading.Event] = Non
     log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")
-    stop = stop or threading.Event()
+    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda _signum, _frame: stop.set())
     stop.wait()

@@ -151,3 +151,28 @@ def png_images(count: int) -> list:
     else:
         pixels = random_batch(count, seed=5)[0]
     return [encode_png(image) for image in pixels]
+
+
+def push(executor_class, model_uri: str, base_path: str, work_dir: str, name: str):
+    """Runs a Pusher executor, as the Pusher component does, on a Model artifact at
+    `model_uri` (holding `Format-Serving/`) with a BLESSED blessing; returns the
+    PushedModel artifact it recorded."""
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = os.path.join(work_dir, f"blessing-{name}")
+    os.makedirs(blessing.uri)
+    open(os.path.join(blessing.uri, "BLESSED"), "w").close()
+    blessing.set_int_custom_property("blessed", 1)
+    model = standard_artifacts.Model()
+    model.uri = model_uri
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = os.path.join(work_dir, f"pushed-{name}")
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_path))
+    executor_class().Do({"model": [model], "model_blessing": [blessing]},
+                        {"pushed_model": [pushed]},
+                        {"push_destination": proto_utils.proto_to_json(destination)})
+    return pushed

@@ -5,29 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 
-from tfx.proto import pusher_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
-
 from components import pusher
+from tests.conftest import push
 
 
 def _push(model_uri: str, base_path: str, work_dir: str, name: str):
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = os.path.join(work_dir, f"blessing-{name}")
-    os.makedirs(blessing.uri)
-    open(os.path.join(blessing.uri, "BLESSED"), "w").close()
-    blessing.set_int_custom_property("blessed", 1)
-    model = standard_artifacts.Model()
-    model.uri = model_uri
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = os.path.join(work_dir, f"pushed-{name}")
-    destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_path))
-    pusher.Executor().Do({"model": [model], "model_blessing": [blessing]},
-                         {"pushed_model": [pushed]},
-                         {"push_destination": proto_utils.proto_to_json(destination)})
-    return pushed
+    return push(pusher.Executor, model_uri, base_path, work_dir, name)
 
 
 def test_a_served_model_is_not_pushed_again_and_new_ones_get_new_versions(

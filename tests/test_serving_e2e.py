@@ -4,13 +4,13 @@ is served without a restart and without a failed request."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,7 +18,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.client import connect
 from serving.process import EmbeddedServerProcess
-from tests.conftest import REPO_ROOT, png_images
+from tests.conftest import REPO_ROOT, png_images, push
 
 
 @pytest.fixture(scope="module")
@@ -66,31 +66,6 @@ def test_predict_command_prints_class_name_and_probability(served, in_process, t
                 probabilities[class_id], abs=1e-4)
 
 
-def _push_with_the_standard_pusher(model_dir: str, base_path: str, output_dir: str) -> str:
-    """A second push through TFX's own filesystem Pusher executor (saved_model.pb
-    written last), as a pipeline run with a newly blessed model does it."""
-    from tfx.components.pusher import executor as pusher_executor
-    from tfx.proto import pusher_pb2
-    from tfx.types import standard_artifacts
-    from tfx.utils import proto_utils
-
-    model = standard_artifacts.Model()
-    model.uri = model_dir
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = os.path.join(output_dir, "blessing")
-    os.makedirs(blessing.uri)
-    open(os.path.join(blessing.uri, "BLESSED"), "w").close()
-    blessing.set_int_custom_property("blessed", 1)
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = os.path.join(output_dir, "pushed_model")
-    destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_path))
-    pusher_executor.Executor().Do(
-        {"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-        {"push_destination": proto_utils.proto_to_json(destination)})
-    return pushed.get_string_custom_property("pushed_version")
-
-
 def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model, tmp_path):
     _, _, version_dir = pushed_model
     base_path = tmp_path / "models" / "cifar10"
@@ -100,7 +75,7 @@ def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model,
     server = EmbeddedServerProcess(str(base_path))
     image = png_images(1)[0]
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        __import__("grpc").insecure_channel(server.grpc_target))
+        grpc.insecure_channel(server.grpc_target))
     rest_client = connect(server.rest_url, "cifar10")
     served_versions, failures = [], []
     stop = threading.Event()
@@ -129,8 +104,12 @@ def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model,
         time.sleep(2)
         model_artifact = tmp_path / "model"
         shutil.copytree(version_dir, model_artifact / "Format-Serving")
-        new_version = int(_push_with_the_standard_pusher(str(model_artifact), str(base_path),
-                                                         str(tmp_path / "push")))
+        # TFX's own Pusher executor (saved_model.pb written last), as a pipeline run
+        # with a newly blessed model pushes.
+        from tfx.components.pusher import executor as pusher_executor
+        new_version = int(push(pusher_executor.Executor, str(model_artifact), str(base_path),
+                               str(tmp_path / "push"), "second").get_string_custom_property(
+                                   "pushed_version"))
         assert new_version > 1
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (not served_versions
