@@ -7,6 +7,9 @@ PYTHON ?= python3.10
 PROFILE ?= full
 ARGS ?=
 UV = $(PYTHON) -m uv
+# Optional extras to install: airflow (the Airflow DAG), kubeflow (compiling for
+# Kubeflow Pipelines v2 / Vertex). The tests exercise both, so `make test` adds them.
+EXTRAS ?=
 
 .PHONY: setup run test benchmark serve
 
@@ -14,13 +17,14 @@ UV = $(PYTHON) -m uv
 # --frozen installs exactly what uv.lock pins.
 setup:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen $(EXTRAS)
 
 run: setup
 	$(UV) run --frozen python -m pipeline run --profile $(PROFILE) $(ARGS)
 
+test: EXTRAS = --all-extras
 test: setup
-	$(UV) run --frozen pytest $(ARGS)
+	$(UV) run --frozen --all-extras pytest $(ARGS)
 
 benchmark: setup
 	$(UV) run --frozen python benchmarks/examplegen_transform.py $(ARGS)

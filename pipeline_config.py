@@ -9,6 +9,7 @@ command line with `--set section.field=value` (for example
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import typing
 from typing import Optional, Tuple
@@ -71,6 +72,35 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetrainingConfig:
+    # With span-N/ data: train on the newest N spans ingested so far (0: every span).
+    # Each run ingests the spans it has not seen; a run with no new or changed span
+    # retrains nothing (every component's inputs are unchanged, so all are cached).
+    training_spans: int = 0
+    # Start training from the weights of the last pushed model instead of from scratch
+    # (with the same schedule). Off: every model is trained from scratch, as in the
+    # recipe.
+    warm_start: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """When Airflow runs the pipeline (`pipeline/airflow_dag.py`)."""
+
+    # Cron expression (or an Airflow preset such as @daily).
+    cron: str = "0 3 * * *"
+    # ISO date of the first interval, UTC.
+    start_date: str = "2026-01-01"
+    # Retries of a failed component task, and the wait before each.
+    retries: int = 1
+    retry_delay_minutes: int = 10
+    # False: a DAG switched on late runs once, not once per missed interval.
+    catchup: bool = False
+    # One run at a time: two runs would race for the same spans and serving path.
+    max_active_runs: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class PushConfig:
     # Where blessed models go; None: <output_dir>/serving_model. TF Serving's model
     # base path is <serving_model_dir>/<model_name>, versions are directories in it.
@@ -97,6 +127,8 @@ class PipelineConfig:
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     push: PushConfig = PushConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @property
     def serving_model_base_path(self) -> str:
@@ -209,6 +241,20 @@ def _check(config: PipelineConfig) -> None:
     if config.push.infra_validation not in ("auto", "docker", "off"):
         raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
                           f"auto, docker or off")
+    if config.retraining.training_spans < 0:
+        raise ConfigError(f"retraining.training_spans: must be >= 0 (0: every span), "
+                          f"got {config.retraining.training_spans}")
+    schedule = config.schedule
+    try:
+        datetime.date.fromisoformat(schedule.start_date)
+    except ValueError:
+        raise ConfigError(f"schedule.start_date: expected an ISO date (YYYY-MM-DD), got "
+                          f"{schedule.start_date!r}") from None
+    if not schedule.cron.startswith("@") and len(schedule.cron.split()) != 5:
+        raise ConfigError(f"schedule.cron: expected five cron fields or an @preset, got "
+                          f"{schedule.cron!r}")
+    if schedule.retries < 0 or schedule.retry_delay_minutes < 0:
+        raise ConfigError("schedule.retries and schedule.retry_delay_minutes: must be >= 0")
     if not config.push.model_name or "/" in config.push.model_name:
         raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
                           f"got {config.push.model_name!r}")

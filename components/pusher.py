@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from typing import Optional
 
@@ -26,8 +25,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from serving.model_store import ready_versions
+
 ALREADY_PUSHED_AS_KEY = "already_pushed_as"
-_VERSION_DIR = re.compile(r"^[0-9]+$")
 
 
 def model_digest(model_dir: str) -> str:
@@ -49,15 +49,11 @@ def version_holding(base_directory: str, model_dir: str) -> Optional[str]:
     if not fileio.isdir(base_directory):
         return None
     wanted = None
-    for name in sorted(fileio.listdir(base_directory), reverse=True):
-        name = name.rstrip("/")
-        version_dir = os.path.join(base_directory, name)
-        if not (_VERSION_DIR.match(name)
-                and fileio.exists(os.path.join(version_dir, "saved_model.pb"))):
-            continue
+    versions = ready_versions(base_directory, fileio.listdir, fileio.exists)
+    for version in sorted(versions, reverse=True):
         wanted = wanted or model_digest(model_dir)
-        if model_digest(version_dir) == wanted:
-            return name
+        if model_digest(versions[version]) == wanted:
+            return str(version)
     return None
 
 

@@ -32,6 +32,7 @@ from components.models import build_model
 from components.schedule import make_schedule
 from components.training_config import TrainingConfig, training_config_from_dict
 from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
+from serving.model_store import ready_versions
 
 
 def gpu_available() -> bool:
@@ -89,11 +90,14 @@ def load_split(file_patterns, tft_output: tft.TFTransformOutput) -> tuple:
     return np.concatenate(images), np.concatenate(labels)
 
 
-def backup_dir_for(backup_root: str, fn_args, hparams: TrainingConfig) -> str:
+def backup_dir_for(backup_root: str, fn_args, hparams: TrainingConfig,
+                   initial_weights_from: Optional[str] = None) -> str:
     """Same inputs and settings -> same directory, across executions of the Trainer."""
     key = json.dumps({"train": sorted(fn_args.train_files),
                       "transform": fn_args.transform_graph_path,
-                      "training": dataclasses.asdict(hparams)}, sort_keys=True)
+                      "training": dataclasses.asdict(hparams),
+                      **({"warm_start": initial_weights_from} if initial_weights_from else {})},
+                     sort_keys=True)
     return os.path.join(backup_root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
@@ -191,10 +195,36 @@ def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
+def newest_version(base_path: str) -> Optional[str]:
+    """The newest complete version directory under a TF Serving model base path."""
+    if not tf.io.gfile.isdir(base_path):
+        return None
+    versions = ready_versions(base_path, tf.io.gfile.listdir, tf.io.gfile.exists)
+    return versions[max(versions)] if versions else None
+
+
+def load_weights_from_saved_model(model: keras.Model, saved_model_dir: str) -> int:
+    """Copies the weights of the exported model's Keras model (the `model` attribute of
+    the serving module) into `model`; returns how many weights were read.
+
+    The SavedModel's variables are a checkpoint of the serving module, so the weights
+    are matched by their place in the model, not by name; a model of another
+    architecture fails with the mismatch named.
+    """
+    checkpoint = tf.train.Checkpoint(model=model)
+    status = checkpoint.read(os.path.join(saved_model_dir, "variables", "variables"))
+    # Raises if a weight of `model` has no counterpart of the same shape.
+    status.assert_existing_objects_matched()
+    status.expect_partial()
+    return len(model.weights)
+
+
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
-          backup_dir: str, stream=None, extra_callbacks=()) -> tuple:
+          backup_dir: str, stream=None, extra_callbacks=(),
+          initial_weights_from: Optional[str] = None) -> tuple:
     """Trains; returns (model, history dict, metrics dict). Progress goes to `stream`
-    (default: sys.stdout at call time)."""
+    (default: sys.stdout at call time). `initial_weights_from`: a SavedModel this
+    Trainer exported, whose weights the model starts from (warm start)."""
     stream = stream or sys.stdout
     if hparams.seed is not None:
         keras.utils.set_random_seed(hparams.seed)
@@ -220,6 +250,10 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     with strategy.scope():
         model = build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
             pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
+        if initial_weights_from:
+            load_weights_from_saved_model(model, initial_weights_from)
+            print(f"Warm start: weights from {initial_weights_from}", file=stream,
+                  flush=True)
         schedule = make_schedule(hparams.lr_schedule, steps_per_epoch, hparams.lr_knots,
                                  hparams.lr_values)
         model.compile(
@@ -268,8 +302,18 @@ def run_fn(fn_args) -> None:
     eval_data = load_split(fn_args.eval_files, tft_output)
     backup_root = custom_config.get("backup_root") or os.path.join(
         fn_args.model_run_dir, "backup")
+    warm_start_base_path = custom_config.get("warm_start_from")
+    initial_weights_from = None
+    if warm_start_base_path:
+        initial_weights_from = newest_version(warm_start_base_path)
+        if initial_weights_from is None:
+            print(f"Warm start: no model pushed to {warm_start_base_path} yet; training "
+                  f"from scratch", flush=True)
     model, history, metrics = train(hparams, train_data, eval_data, fn_args.model_run_dir,
-                                    backup_dir_for(backup_root, fn_args, hparams))
+                                    backup_dir_for(backup_root, fn_args, hparams,
+                                                   initial_weights_from),
+                                    initial_weights_from=initial_weights_from)
+    metrics["warm_start_from"] = initial_weights_from
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if history:
         plot_curves(history, os.path.join(fn_args.model_run_dir, "curves.png"))

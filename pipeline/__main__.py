@@ -79,7 +79,9 @@ _PROGRESS_LINE = re.compile(r"(Component|node) \S+ is (running|finished)|failed"
 # Warnings TFX repeats on every run that call for no action: a query option of the
 # blessed-model resolver that the local orchestrator does not support; the resolver
 # still returns the last blessed model (tests/test_pipeline_e2e.py checks it).
-_NOISE = ("ArtifactQuery.property_predicate is not supported",)
+_NOISE = ("ArtifactQuery.property_predicate is not supported",
+          # A partial run (span ingestion, --to-node) with no earlier run to link to.
+          "new pipeline run context")
 
 
 def _quiet_logs() -> None:

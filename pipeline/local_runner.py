@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pipeline_config
 from components import cifar10_source
@@ -26,8 +26,11 @@ def resolve_source(config: pipeline_config.PipelineConfig) -> cifar10_source.Dat
     source = cifar10_source.resolve(data.data_dir, data.cache_dir, data.layout,
                                     data.download_url, data.download_md5)
     counts = cifar10_source.validate(source, data.images_per_file)
-    spans = (f" in spans {list(source.spans)} (ExampleGen reads the latest)"
-             if source.spans else "")
+    spans = ""
+    if source.spans:
+        window = training_spans(config, source)
+        spans = (f" in spans {list(source.spans)}; training on "
+                 f"{'every span' if len(window) == len(source.spans) else f'spans {window}'}")
     print(f"Data: {source.input_base} ({source.layout} layout): {counts['train']} train + "
           f"{counts['test']} test images checked{spans}", flush=True)
     return source
@@ -51,9 +54,22 @@ def infra_validation_tag(config: pipeline_config.PipelineConfig):
     return config.push.serving_image_tag
 
 
+def training_spans(config: pipeline_config.PipelineConfig,
+                   source: cifar10_source.DataSource) -> list:
+    """The spans on disk that the model trains on: the newest N, or all."""
+    window = config.retraining.training_spans
+    return list(source.spans[-window:] if window else source.spans)
+
+
 def build_pipeline(config: pipeline_config.PipelineConfig,
-                   source: cifar10_source.DataSource):
+                   source: cifar10_source.DataSource, span: Optional[int] = None,
+                   infra_validation: bool = True):
+    """The pipeline for this config and data. With spans, ExampleGen ingests `span`
+    (default: the latest on disk) and the Trainer reads the span window.
+    `infra_validation=False` leaves InfraValidator out whatever the config says."""
     from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
+    if source.spans and span is None:
+        span = source.spans[-1]
     return create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.path.abspath(config.pipeline_root),
@@ -67,7 +83,11 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
         accuracy_threshold=config.evaluation.accuracy_threshold,
         max_accuracy_drop=config.evaluation.max_accuracy_drop,
         images_per_file=config.data.images_per_file,
-        infra_validation_serving_tag=infra_validation_tag(config),
+        example_gen_span=span,
+        training_span_window=config.retraining.training_spans if source.spans else None,
+        warm_start_from=(os.path.abspath(config.serving_model_base_path)
+                         if config.retraining.warm_start else None),
+        infra_validation_serving_tag=infra_validation_tag(config) if infra_validation else None,
         transform_disable_statistics=config.transform.disable_statistics,
         enable_cache=config.enable_cache,
     )
@@ -95,9 +115,24 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) ->
         return _run_locked(config, source, orchestrator, to_nodes)
 
 
+def ingest_earlier_spans(config, source, orchestrator) -> None:
+    """Runs ExampleGen alone for each span of the window before the latest, so that a
+    first run over several spans, or a window that grew, trains on all of them. A span
+    ingested before, with the same files, is a cache hit."""
+    from tfx.orchestration import pipeline as pipeline_lib
+    from pipeline.pipeline import EXAMPLE_GEN_ID
+    for span in training_spans(config, source)[:-1]:
+        print(f"Ingesting span {span} (cached if already ingested and unchanged)",
+              flush=True)
+        orchestrator.run(build_pipeline(config, source, span, infra_validation=False),
+                         run_options=pipeline_lib.RunOptions(to_nodes=[EXAMPLE_GEN_ID]))
+
+
 def _run_locked(config, source, orchestrator, to_nodes) -> dict:
-    tfx_pipeline = build_pipeline(config, source)
     started = time.monotonic()
+    if source.spans:
+        ingest_earlier_spans(config, source, orchestrator)
+    tfx_pipeline = build_pipeline(config, source)
     print(f"Running {config.pipeline_name} ({len(tfx_pipeline.components)} components) "
           f"with {type(orchestrator).__name__}, Beam args: "
           f"{' '.join(config.beam.pipeline_args())}", flush=True)

@@ -13,14 +13,15 @@ from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
-from tfx.proto import example_gen_pb2, transform_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2, transform_pb2
 
-from components import cifar10_example_gen, evaluation, pusher as cifar10_pusher
+from components import cifar10_example_gen, evaluation, pusher as cifar10_pusher, span_window
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
+EXAMPLE_GEN_ID = "Cifar10ExampleGen"
 
 
 def create_pipeline(
@@ -37,6 +38,9 @@ def create_pipeline(
     accuracy_threshold: float,
     max_accuracy_drop: float,
     images_per_file: Optional[int] = None,
+    example_gen_span: Optional[int] = None,
+    training_span_window: Optional[int] = None,
+    warm_start_from: Optional[str] = None,
     infra_validation_serving_tag: Optional[str] = None,
     preprocessing_fn: str = PREPROCESSING_FN,
     run_fn: str = RUN_FN,
@@ -55,6 +59,14 @@ def create_pipeline(
         (Kubeflow, Vertex).
       beam_pipeline_args: passed to every Beam-powered component.
       images_per_file: keep the first N images of each batch file (small profiles).
+      example_gen_span: with `{SPAN}` patterns, the span ExampleGen ingests; None: the
+        latest span, found by ExampleGen's driver when the run starts.
+      training_span_window: with `{SPAN}` patterns, train on the newest N spans
+        ExampleGen has ingested in this and earlier runs (0: every span); None: train on
+        this run's ExampleGen output only (unspanned data, or orchestrators whose
+        compiler supports only the standard resolver strategies, like Kubeflow V2).
+      warm_start_from: a TF Serving model base path; the Trainer starts from the
+        weights of its newest version (the last pushed model) when there is one.
       infra_validation_serving_tag: a `tensorflow/serving` image tag: InfraValidator
         loads the model in that TF Serving (local Docker) and sends it test examples
         before the Pusher may push it; None: no InfraValidator.
@@ -68,15 +80,20 @@ def create_pipeline(
       preprocessing_fn, run_fn: fully qualified names of the Transform and Trainer
         functions.
     """
+    range_config = None
+    if example_gen_span is not None:
+        range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=example_gen_span, end_span_number=example_gen_span))
     example_gen = FileBasedExampleGen(
         input_base=input_base,
+        range_config=range_config,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name=TRAIN_SPLIT, pattern=train_pattern),
             example_gen_pb2.Input.Split(name=TEST_SPLIT, pattern=test_pattern),
         ]),
         custom_config=cifar10_example_gen.make_custom_config(images_per_file),
         custom_executor_spec=executor_spec.BeamExecutorSpec(cifar10_example_gen.Executor),
-    ).with_id("Cifar10ExampleGen")
+    ).with_id(EXAMPLE_GEN_ID)
 
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"])
@@ -86,10 +103,28 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"])
 
+    components = [example_gen, statistics_gen, schema_gen, example_validator]
+    # Statistics, schema and validation cover the newly ingested span; earlier spans
+    # were validated when they arrived.
+    training_examples = example_gen.outputs["examples"]
+    if training_span_window is not None:
+        # Earlier runs' spans are not outputs of this run: a plain Channel reads every
+        # Examples artifact ExampleGen ever published in this pipeline.
+        span_resolver = tfx.dsl.Resolver(
+            strategy_class=span_window.LatestSpansStrategy,
+            config={"num_spans": training_span_window},
+            examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                     producer_component_id=example_gen.id,
+                                     output_key="examples"),
+        ).with_id("TrainingSpansResolver")
+        span_resolver.add_upstream_node(example_gen)
+        components.append(span_resolver)
+        training_examples = span_resolver.outputs["examples"]
+
     # Statistics come from the train split only; the test split is transformed with
     # them, exactly as a served image will be.
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=preprocessing_fn,
         splits_config=transform_pb2.SplitsConfig(
@@ -110,6 +145,9 @@ def create_pipeline(
             "training": training_hyperparameters,
             # Backups outlive a killed execution so that its retry resumes.
             "backup_root": os.path.join(pipeline_root, "Trainer", "backup"),
+            # A path, not the resolver's Model artifact: as an input the last blessed
+            # model would change after every push and make the next run retrain.
+            **({"warm_start_from": warm_start_from} if warm_start_from else {}),
         },
     )
 
@@ -129,8 +167,7 @@ def create_pipeline(
         eval_config=evaluation.make_eval_config(accuracy_threshold, max_accuracy_drop),
     )
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, latest_blessed_model, evaluator]
+    components += [transform, trainer, latest_blessed_model, evaluator]
     infra_blessing = None
     if infra_validation_serving_tag:
         infra_validator = tfx.components.InfraValidator(

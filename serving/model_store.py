@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from serving.errors import not_found
 
@@ -43,16 +43,23 @@ class VersionStatus:
     error_message: str = ""
 
 
-def ready_versions(base_path: str) -> Dict[int, str]:
-    """Integer version directories that hold a `saved_model.pb`."""
+def ready_versions(base_path: str, listdir: Callable = os.listdir,
+                   isfile: Callable = os.path.isfile) -> Dict[int, str]:
+    """Integer version directories that hold a `saved_model.pb`.
+
+    `listdir` and `isfile` default to the local file system; TFX code passes its own
+    (`tfx.dsl.io.fileio`, after checking the directory exists) so that gs:// and other
+    remote base paths work too.
+    """
     versions = {}
     try:
-        names = os.listdir(base_path)
-    except FileNotFoundError:
+        names = listdir(base_path)
+    except (FileNotFoundError, NotADirectoryError):
         return versions
     for name in names:
+        name = name.rstrip("/")
         path = os.path.join(base_path, name)
-        if _VERSION_DIR.match(name) and os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+        if _VERSION_DIR.match(name) and isfile(os.path.join(path, SAVED_MODEL_FILE)):
             versions[int(name)] = path
     return versions
 
