@@ -63,12 +63,14 @@ def training_spans(config: pipeline_config.PipelineConfig,
 
 def build_pipeline(config: pipeline_config.PipelineConfig,
                    source: cifar10_source.DataSource, span: Optional[int] = None,
-                   infra_validation: bool = True):
+                   infra_validation: bool = True, pin_span: bool = True):
     """The pipeline for this config and data. With spans, ExampleGen ingests `span`
-    (default: the latest on disk) and the Trainer reads the span window.
-    `infra_validation=False` leaves InfraValidator out whatever the config says."""
+    (default: the latest on disk; with `pin_span=False`, the latest when the run
+    starts, as a scheduler that parses the pipeline long before running it needs)
+    and the Trainer reads the span window. `infra_validation=False` leaves
+    InfraValidator out whatever the config says."""
     from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
-    if source.spans and span is None:
+    if source.spans and span is None and pin_span:
         span = source.spans[-1]
     return create_pipeline(
         pipeline_name=config.pipeline_name,
