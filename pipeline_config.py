@@ -101,6 +101,22 @@ class ScheduleConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Where the pipeline compiled for Kubeflow Pipelines v2 / Vertex AI runs
+    (`pipeline/kubeflow_runner.py`). Every path must be one the cluster can read."""
+
+    # A container image with this project installed (its Python path holding
+    # components/, pipeline/, serving/) on top of the matching TFX image.
+    image: str = "gcr.io/my-project/cifar10-tfx:latest"
+    pipeline_root: str = "gs://my-bucket/cifar10-tfx/pipeline_root"
+    # The data root: cifar-10-batches-py/ (or -bin/) in it, or span-N/ directories.
+    data_root: str = "gs://my-bucket/cifar10/spans"
+    data_in_spans: bool = True
+    # TF Serving's model base path is <serving_model_dir>/<push.model_name>.
+    serving_model_dir: str = "gs://my-bucket/cifar10-tfx/serving_model"
+
+
+@dataclasses.dataclass(frozen=True)
 class PushConfig:
     # Where blessed models go; None: <output_dir>/serving_model. TF Serving's model
     # base path is <serving_model_dir>/<model_name>, versions are directories in it.
@@ -129,6 +145,7 @@ class PipelineConfig:
     push: PushConfig = PushConfig()
     retraining: RetrainingConfig = RetrainingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
     @property
     def serving_model_base_path(self) -> str:

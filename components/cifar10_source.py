@@ -271,6 +271,20 @@ def locate(directory: str, preferred_layout: Optional[str] = None) -> DataSource
                       prefix + layout.test_file, ())
 
 
+def remote(data_root: str, layout_name: str, in_spans: bool) -> DataSource:
+    """A data root this machine cannot list (gs://, s3://): the patterns ExampleGen
+    will glob on the cluster, from the layout alone."""
+    if layout_name not in LAYOUTS:
+        raise Cifar10DataError(f"{layout_name!r}: unknown layout (known: "
+                               f"{', '.join(LAYOUTS)})")
+    layout = LAYOUTS[layout_name]
+    prefix = f"{SPAN_DIR_TEMPLATE}/{layout.directory}/" if in_spans else f"{layout.directory}/"
+    # The span numbers are found when the run starts; () marks only that there is no
+    # local listing, so `spans` says nothing about whether the data is spanned.
+    return DataSource(data_root, layout.name, prefix + layout.train_pattern,
+                      prefix + layout.test_file, ())
+
+
 def resolve(data_path: Optional[str], cache_dir: str = DEFAULT_CACHE_DIR,
             preferred_layout: str = cifar10_format.PYTHON_LAYOUT,
             download_url: Optional[str] = None, download_md5: Optional[str] = None) -> DataSource:
