@@ -203,20 +203,26 @@ def newest_version(base_path: str) -> Optional[str]:
     return versions[max(versions)] if versions else None
 
 
-def load_weights_from_saved_model(model: keras.Model, saved_model_dir: str) -> int:
-    """Copies the weights of the exported model's Keras model (the `model` attribute of
-    the serving module) into `model`; returns how many weights were read.
+def read_weights_from_saved_model(model: keras.Model, saved_model_dir: str) -> list:
+    """The weights of the Keras model inside a SavedModel this Trainer exported (the
+    `model` attribute of the serving module), read through `model`, a fresh model of
+    the same architecture; returns them as `model.get_weights()` lists them.
 
-    The SavedModel's variables are a checkpoint of the serving module, so the weights
-    are matched by their place in the model, not by name; a model of another
-    architecture fails with the mismatch named.
+    The SavedModel's variables are a checkpoint of the serving module, so weights are
+    matched by their place in the model, not by name; another architecture fails with
+    the mismatch named. `model` must be a throwaway: the checkpoint also holds the old
+    optimizer, which a later `compile` of `model` would pick up (its step count would
+    shift the learning-rate schedule).
     """
     checkpoint = tf.train.Checkpoint(model=model)
-    status = checkpoint.read(os.path.join(saved_model_dir, "variables", "variables"))
-    # Raises if a weight of `model` has no counterpart of the same shape.
-    status.assert_existing_objects_matched()
-    status.expect_partial()
-    return len(model.weights)
+    try:
+        status = checkpoint.read(os.path.join(saved_model_dir, "variables", "variables"))
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+        return model.get_weights()
+    except (AssertionError, ValueError) as error:
+        raise ValueError(f"{saved_model_dir}: cannot warm-start a {model.name} from this "
+                         f"model, its weights do not fit ({str(error)[:300]})") from None
 
 
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
@@ -248,10 +254,14 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
           file=stream, flush=True)
 
     with strategy.scope():
-        model = build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
-            pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
+        def build_training_model():
+            return build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
+                pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
+
+        model = build_training_model()
         if initial_weights_from:
-            load_weights_from_saved_model(model, initial_weights_from)
+            model.set_weights(read_weights_from_saved_model(build_training_model(),
+                                                            initial_weights_from))
             print(f"Warm start: weights from {initial_weights_from}", file=stream,
                   flush=True)
         schedule = make_schedule(hparams.lr_schedule, steps_per_epoch, hparams.lr_knots,
@@ -324,7 +334,10 @@ def run_fn(fn_args) -> None:
     if model.dtype_policy.name != "float32":
         # Serve in float32 whatever the training policy: rebuild and copy the weights.
         keras.mixed_precision.set_global_policy("float32")
-        float32_model = build_model(hparams.model, hparams.weight_decay, augmentation=None)
+        # With the (inactive) augmentation layer, so that the export has the training
+        # model's structure and a warm start can read it back.
+        float32_model = build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
+            pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
         float32_model.set_weights(model.get_weights())
         model = float32_model
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir,

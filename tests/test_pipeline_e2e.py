@@ -164,26 +164,6 @@ def test_trainer_exports_a_model_and_its_run_records(pipeline_run):
     assert glob.glob(os.path.join(run_dir, "logs", "train", "events.out.tfevents.*"))
 
 
-def test_the_latest_span_is_ingested(tmp_path):
-    root = tmp_path / "spans"
-    write_small_dataset(str(root / "span-0"), cifar10_format.PYTHON_LAYOUT,
-                        train_sizes=(40,), test_size=20, seed=0)
-    write_small_dataset(str(root / "span-1"), cifar10_format.PYTHON_LAYOUT,
-                        train_sizes=(24, 24), test_size=12, seed=1)
-    config = pipeline_config.load("smoke", (
-        f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}", "training.epochs=1",
-        "training.batch_size=16"))
-
-    summary = local_runner.run(config)
-
-    examples = summary["components"]["Cifar10ExampleGen"]["outputs"]["examples"]
-    assert (_count_records(examples, "train"), _count_records(examples, "test")) == (48, 12)
-    store = metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(config.metadata_path))
-    artifact = next(a for a in store.get_artifacts_by_type("Examples") if a.uri == examples)
-    assert artifact.custom_properties["span"].int_value == 1
-
-
 def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
     config, summary = pipeline_run
     decision = summary["decision"]

@@ -111,3 +111,36 @@ def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path):
     # Chance is 0.1; measured 0.61 on one device and 0.48 on two (BatchNorm statistics
     # per replica of 16 images), after 12 steps.
     assert metrics["eval_accuracy"] > 0.3
+
+
+def _warm_start_model(name: str = "resnet9"):
+    from components.augment import CifarAugment
+    from components.models import build_model
+    return build_model(name, 5e-4, augmentation=CifarAugment(pad=4, flip=True, cutout=8))
+
+
+def test_warm_start_reads_the_pushed_models_weights(pushed_model):
+    import pytest
+    import tensorflow as tf
+
+    from components.trainer import newest_version, read_weights_from_saved_model
+    base_path, version, version_dir = pushed_model
+    assert newest_version(base_path) == version_dir
+
+    weights = read_weights_from_saved_model(_warm_start_model(), version_dir)
+    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    model_keys = [key for key in reader.get_variable_to_shape_map()
+                  if key.startswith("model/") and "optimizer" not in key
+                  and key.endswith("VARIABLE_VALUE")]
+    saved = sorted((reader.get_tensor(key) for key in model_keys),
+                   key=lambda array: (array.shape, float(np.sum(array))))
+    read = sorted(weights, key=lambda array: (array.shape, float(np.sum(array))))
+    assert len(read) == len(saved) > 0
+    for read_array, saved_array in zip(read, saved):
+        np.testing.assert_array_equal(read_array, saved_array)
+    # A freshly initialised model differs: the weights did come from the file.
+    fresh = _warm_start_model().get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh, weights))
+
+    with pytest.raises(ValueError, match="cannot warm-start .* weights do not fit"):
+        read_weights_from_saved_model(_warm_start_model("resnet20"), version_dir)
