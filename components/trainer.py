@@ -214,9 +214,21 @@ def read_weights_from_saved_model(model: keras.Model, saved_model_dir: str) -> l
     optimizer, which a later `compile` of `model` would pick up (its step count would
     shift the learning-rate schedule).
     """
+    checkpoint_path = os.path.join(saved_model_dir, "variables", "variables")
+    # Shapes first: a failed read leaves pending restores that TF logs one by one.
+    saved_shapes = sorted(
+        tuple(shape) for key, shape in
+        tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map().items()
+        if key.startswith("model/") and "/optimizer/" not in key
+        and key.endswith("VARIABLE_VALUE"))
+    model_shapes = sorted(tuple(weight.shape) for weight in model.weights)
+    if saved_shapes != model_shapes:
+        raise ValueError(f"{saved_model_dir}: cannot warm-start a {model.name} from this "
+                         f"model, its weights do not fit ({len(saved_shapes)} saved "
+                         f"weights, {len(model_shapes)} in the model, or other shapes)")
     checkpoint = tf.train.Checkpoint(model=model)
     try:
-        status = checkpoint.read(os.path.join(saved_model_dir, "variables", "variables"))
+        status = checkpoint.read(checkpoint_path)
         status.expect_partial()
         status.assert_existing_objects_matched()
         return model.get_weights()
