@@ -30,6 +30,13 @@ def _property_value(value):
     return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
 
 
+def event_keys(event: metadata_store_pb2.Event) -> list:
+    """The input or output keys an event records. MLMD keeps one event per artifact,
+    execution and direction, so an artifact given under two keys (the Evaluator's
+    candidate that is also its baseline) has one event whose path holds both keys."""
+    return [step.key for step in event.path.steps if step.HasField("key")]
+
+
 def _context(store, type_name: str, name: str):
     return store.get_context_by_type_and_name(type_name, name)
 
@@ -72,11 +79,13 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
             if event.artifact_id not in artifacts:
                 continue
             artifact = artifacts[event.artifact_id]
-            key = event.path.steps[0].key if event.path.steps else str(event.artifact_id)
             if event.type == metadata_store_pb2.Event.INPUT:
-                inputs[key] = artifact.uri
-            elif event.type in (metadata_store_pb2.Event.OUTPUT,
-                                metadata_store_pb2.Event.DECLARED_OUTPUT):
+                for key in event_keys(event):
+                    inputs[key] = artifact.uri
+                continue
+            key = next(iter(event_keys(event)), str(event.artifact_id))
+            if event.type in (metadata_store_pb2.Event.OUTPUT,
+                              metadata_store_pb2.Event.DECLARED_OUTPUT):
                 outputs[key] = artifact.uri
                 if key in _REPORTED_PROPERTIES:
                     properties[key] = {

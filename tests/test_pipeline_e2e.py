@@ -116,14 +116,15 @@ def test_rerun_with_unchanged_inputs_is_cached_and_pushes_nothing(pipeline_run):
     again = local_runner.run(config)
     states = {c: d["state"] for c, d in again["components"].items()}
     assert {c: states[c] for c in DATA_AND_TRAINING} == {c: "CACHED" for c in DATA_AND_TRAINING}
-    # The model is blessed again (against itself when the resolver returns it as the
-    # baseline, which it did not do in every run: see the README), and the Pusher sees
-    # the model is already served.
+    # The resolver now returns the blessed model as the baseline, so the Evaluator
+    # re-runs and blesses the model against itself; the Pusher sees it is served.
     decision = again["decision"]
     assert decision["blessed"] and not decision["pushed"]
     assert decision["already_pushed_as"] == first["decision"]["pushed_version"]
-    assert decision["baseline_model"] in (
-        None, first["components"]["Trainer"]["outputs"]["model"])
+    # Candidate and baseline are one artifact: one MLMD event carries both input keys.
+    model_uri = first["components"]["Trainer"]["outputs"]["model"]
+    assert again["components"]["Evaluator"]["inputs"]["model"] == model_uri
+    assert decision["baseline_model"] == model_uri
     assert sorted(os.listdir(config.serving_model_base_path)) == versions_before
 
 
