@@ -247,6 +247,19 @@ def load(profile: str, overrides: Tuple[str, ...] = ()) -> PipelineConfig:
     return config
 
 
+def with_beam_args(config: PipelineConfig, beam_args) -> PipelineConfig:
+    """`config` with command-line flags it does not know appended to the Beam
+    arguments (`--project=...`, `--temp_location=...`); anything not a flag is an
+    error."""
+    unknown = [arg for arg in beam_args if not arg.startswith("--")]
+    if unknown:
+        raise ConfigError(f"unexpected arguments: {' '.join(unknown)}")
+    if not beam_args:
+        return config
+    return dataclasses.replace(config, beam=dataclasses.replace(
+        config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
+
+
 def _check(config: PipelineConfig) -> None:
     evaluation = config.evaluation
     if not 0.0 <= evaluation.accuracy_threshold <= 1.0:

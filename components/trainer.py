@@ -195,6 +195,12 @@ def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
+def build_training_model(hparams: TrainingConfig) -> keras.Model:
+    """The model with its in-step augmentation layer (inactive outside training)."""
+    return build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
+        pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
+
+
 def newest_version(base_path: str) -> Optional[str]:
     """The newest complete version directory under a TF Serving model base path."""
     if not tf.io.gfile.isdir(base_path):
@@ -266,13 +272,9 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
           file=stream, flush=True)
 
     with strategy.scope():
-        def build_training_model():
-            return build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
-                pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
-
-        model = build_training_model()
+        model = build_training_model(hparams)
         if initial_weights_from:
-            model.set_weights(read_weights_from_saved_model(build_training_model(),
+            model.set_weights(read_weights_from_saved_model(build_training_model(hparams),
                                                             initial_weights_from))
             print(f"Warm start: weights from {initial_weights_from}", file=stream,
                   flush=True)
@@ -348,8 +350,7 @@ def run_fn(fn_args) -> None:
         keras.mixed_precision.set_global_policy("float32")
         # With the (inactive) augmentation layer, so that the export has the training
         # model's structure and a warm start can read it back.
-        float32_model = build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
-            pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, name="augment"))
+        float32_model = build_training_model(hparams)
         float32_model.set_weights(model.get_weights())
         model = float32_model
     export.export_serving_model(model, tft_output, fn_args.serving_model_dir,

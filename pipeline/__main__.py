@@ -9,7 +9,6 @@ Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline fail
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import re
@@ -63,13 +62,7 @@ def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
         if getattr(args, flag) is not None:
             overrides.append(f"{field}={getattr(args, flag)}")
     config = pipeline_config.load(args.profile, tuple(overrides + args.overrides))
-    if beam_args:
-        unknown = [arg for arg in beam_args if not arg.startswith("--")]
-        if unknown:
-            raise pipeline_config.ConfigError(f"unexpected arguments: {' '.join(unknown)}")
-        config = dataclasses.replace(config, beam=dataclasses.replace(
-            config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
-    return config
+    return pipeline_config.with_beam_args(config, beam_args)
 
 
 # LocalDagRunner says "Component X is running.", BeamDagRunner "node X is running.".

@@ -18,7 +18,6 @@ Submit the JSON with the KFP client or `aiplatform.PipelineJob(template_path=...
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -32,25 +31,16 @@ def build_pipeline(config: pipeline_config.PipelineConfig):
     kubeflow = config.kubeflow
     source = cifar10_source.remote(kubeflow.data_root, config.data.layout,
                                    kubeflow.data_in_spans)
+    from pipeline.local_runner import factory_arguments
     from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
     return create_pipeline(
-        pipeline_name=config.pipeline_name,
         pipeline_root=kubeflow.pipeline_root,
         input_base=source.input_base,
         train_pattern=source.train_pattern,
         test_pattern=source.test_pattern,
         metadata_path=None,
-        beam_pipeline_args=config.beam.pipeline_args(),
-        training_hyperparameters=dataclasses.asdict(config.training),
-        serving_model_base_path=os.path.join(kubeflow.serving_model_dir,
-                                             config.push.model_name),
-        accuracy_threshold=config.evaluation.accuracy_threshold,
-        max_accuracy_drop=config.evaluation.max_accuracy_drop,
-        images_per_file=config.data.images_per_file,
-        warm_start_from=(os.path.join(kubeflow.serving_model_dir, config.push.model_name)
-                         if config.retraining.warm_start else None),
-        transform_disable_statistics=config.transform.disable_statistics,
-        enable_cache=config.enable_cache,
+        **factory_arguments(config, os.path.join(kubeflow.serving_model_dir,
+                                                 config.push.model_name)),
     )
 
 
@@ -84,12 +74,8 @@ def main(argv=None) -> int:
     try:
         overrides = ((f"beam.runner={args.runner}",) if args.runner else ()) + tuple(
             args.overrides)
-        config = pipeline_config.load(args.profile, overrides)
-        unknown = [arg for arg in beam_args if not arg.startswith("--")]
-        if unknown:
-            raise pipeline_config.ConfigError(f"unexpected arguments: {' '.join(unknown)}")
-        config = dataclasses.replace(config, beam=dataclasses.replace(
-            config.beam, extra_args=config.beam.extra_args + tuple(beam_args)))
+        config = pipeline_config.with_beam_args(
+            pipeline_config.load(args.profile, overrides), beam_args)
         job_spec = compile_pipeline(config, args.output)
     except (pipeline_config.ConfigError, cifar10_source.Cifar10DataError) as error:
         print(f"error: {error}", file=sys.stderr)

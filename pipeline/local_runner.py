@@ -61,6 +61,24 @@ def training_spans(config: pipeline_config.PipelineConfig,
     return list(source.spans[-window:] if window else source.spans)
 
 
+def factory_arguments(config: pipeline_config.PipelineConfig,
+                      serving_model_base_path: str) -> dict:
+    """The factory's arguments every runner takes from the config alone; each runner
+    adds its paths (pipeline root, data, MLMD) and what its orchestrator supports."""
+    return dict(
+        pipeline_name=config.pipeline_name,
+        beam_pipeline_args=config.beam.pipeline_args(),
+        training_hyperparameters=dataclasses.asdict(config.training),
+        serving_model_base_path=serving_model_base_path,
+        accuracy_threshold=config.evaluation.accuracy_threshold,
+        max_accuracy_drop=config.evaluation.max_accuracy_drop,
+        images_per_file=config.data.images_per_file,
+        warm_start_from=serving_model_base_path if config.retraining.warm_start else None,
+        transform_disable_statistics=config.transform.disable_statistics,
+        enable_cache=config.enable_cache,
+    )
+
+
 def build_pipeline(config: pipeline_config.PipelineConfig,
                    source: cifar10_source.DataSource, span: Optional[int] = None,
                    infra_validation: bool = True, pin_span: bool = True):
@@ -73,25 +91,15 @@ def build_pipeline(config: pipeline_config.PipelineConfig,
     if source.spans and span is None and pin_span:
         span = source.spans[-1]
     return create_pipeline(
-        pipeline_name=config.pipeline_name,
         pipeline_root=os.path.abspath(config.pipeline_root),
         input_base=source.input_base,
         train_pattern=source.train_pattern,
         test_pattern=source.test_pattern,
         metadata_path=os.path.abspath(config.metadata_path),
-        beam_pipeline_args=config.beam.pipeline_args(),
-        training_hyperparameters=dataclasses.asdict(config.training),
-        serving_model_base_path=os.path.abspath(config.serving_model_base_path),
-        accuracy_threshold=config.evaluation.accuracy_threshold,
-        max_accuracy_drop=config.evaluation.max_accuracy_drop,
-        images_per_file=config.data.images_per_file,
         example_gen_span=span,
         training_span_window=config.retraining.training_spans if source.spans else None,
-        warm_start_from=(os.path.abspath(config.serving_model_base_path)
-                         if config.retraining.warm_start else None),
         infra_validation_serving_tag=infra_validation_tag(config) if infra_validation else None,
-        transform_disable_statistics=config.transform.disable_statistics,
-        enable_cache=config.enable_cache,
+        **factory_arguments(config, os.path.abspath(config.serving_model_base_path)),
     )
 
 

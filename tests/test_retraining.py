@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,7 +110,6 @@ def test_the_run_after_the_kill_reuses_finished_work_and_trains_on_both_spans(re
     assert {step: states[step] for step in DATA_STEPS} == {step: "CACHED" for step in DATA_STEPS}
     assert states["Trainer"] == "COMPLETE"
     model_run = runs["after_kill"]["components"]["Trainer"]["outputs"]["model_run"]
-    import json
     with open(os.path.join(model_run, "metrics.json")) as metrics_file:
         metrics = json.load(metrics_file)
     # span-0's 40 images and span-1's 48, in batches of 16, for 2 epochs.
