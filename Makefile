@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.10:
 #   make run    set up, then run the full pipeline on official CIFAR-10 (downloaded if not cached)
-#   make test   set up, then run the test suite
+#   make test   set up, then run the test suite (make test-fast: all but the slow tests)
 # PROFILE, ARGS and PYTHON can be overridden: make run PROFILE=smoke ARGS="--data-dir D"
 
 PYTHON ?= python3.10
@@ -11,7 +11,7 @@ UV = $(PYTHON) -m uv
 # Kubeflow Pipelines v2 / Vertex). The tests exercise both, so `make test` adds them.
 EXTRAS ?=
 
-.PHONY: setup run test benchmark serve
+.PHONY: setup run test test-fast benchmark serve
 
 # uv resolves TFX 1.16's dependency set in seconds (pip's resolver does not finish);
 # --frozen installs exactly what uv.lock pins.
@@ -25,6 +25,11 @@ run: setup
 test: EXTRAS = --all-extras
 test: setup
 	$(UV) run --frozen --all-extras pytest $(ARGS)
+
+# The inner loop: every test not marked slow (no whole pipeline runs or server processes).
+test-fast: EXTRAS = --all-extras
+test-fast: setup
+	$(UV) run --frozen --all-extras pytest -m "not slow" $(ARGS)
 
 benchmark: setup
 	$(UV) run --frozen python benchmarks/examplegen_transform.py $(ARGS)

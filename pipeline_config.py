@@ -14,9 +14,9 @@ import os
 import typing
 from typing import Optional, Tuple
 
-from components.cifar10_format import PYTHON_LAYOUT
-from components.cifar10_source import DEFAULT_CACHE_DIR
-from components.training_config import TrainingConfig, he_et_al_training
+from components.data.cifar10_format import PYTHON_LAYOUT
+from components.data.source import DEFAULT_CACHE_DIR
+from components.training.config import TrainingConfig, he_et_al_training
 
 
 @dataclasses.dataclass(frozen=True)

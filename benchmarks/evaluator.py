@@ -30,14 +30,16 @@ from benchmarks.examplegen_transform import synthesize  # noqa: E402
 
 def in_process_seconds(model_dir: str, examples_uri: str, batch: int) -> tuple:
     import tensorflow as tf
-    files = glob.glob(os.path.join(examples_uri, "Split-test", "*"))
+
+    from components.contract import EXAMPLES_INPUT, EXAMPLES_SIGNATURE, TEST_SPLIT
+    files = glob.glob(os.path.join(examples_uri, f"Split-{TEST_SPLIT}", "*"))
     serialized = [record.numpy() for record in
                   tf.data.TFRecordDataset(files, compression_type="GZIP")]
-    signature = tf.saved_model.load(model_dir).signatures["serving_examples"]
-    signature(examples=tf.constant(serialized[:batch]))  # trace and warm up
+    signature = tf.saved_model.load(model_dir).signatures[EXAMPLES_SIGNATURE]
+    signature(**{EXAMPLES_INPUT: tf.constant(serialized[:batch])})  # trace and warm up
     started = time.perf_counter()
     for start in range(0, len(serialized), batch):
-        signature(examples=tf.constant(serialized[start:start + batch]))
+        signature(**{EXAMPLES_INPUT: tf.constant(serialized[start:start + batch])})
     return time.perf_counter() - started, len(serialized)
 
 

@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_config  # noqa: E402
-from components import cifar10_format, cifar10_source  # noqa: E402
+from components.contract import IMAGE_SHAPE  # noqa: E402
+from components.data import cifar10_format, source as data_source  # noqa: E402
 
 
 def synthesize(root: str, train_images: int, test_images: int, seed: int = 0) -> None:
@@ -36,22 +37,22 @@ def synthesize(root: str, train_images: int, test_images: int, seed: int = 0) ->
     per_batch = train_images // 5
 
     def batch(count):
-        return (rng.integers(0, 256, (count,) + cifar10_format.IMAGE_SHAPE, dtype=np.uint8),
+        return (rng.integers(0, 256, (count,) + IMAGE_SHAPE, dtype=np.uint8),
                 rng.integers(0, 10, count))
 
     cifar10_format.write_dataset(root, cifar10_format.BINARY_LAYOUT,
                                  [batch(per_batch) for _ in range(5)], batch(test_images))
 
 
-def numpy_baseline(source: cifar10_source.DataSource, out_dir: str) -> dict:
+def numpy_baseline(source: data_source.DataSource, out_dir: str) -> dict:
     import tensorflow as tf
 
-    from components.cifar10_example_gen import to_example
+    from components.data.example_gen import to_example
     from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 
     started = time.perf_counter()
     splits = {split: [cifar10_format.read_batch(path)
-                      for path in cifar10_source.matching_files(source, pattern)]
+                      for path in data_source.matching_files(source, pattern)]
               for split, pattern in source.split_patterns().items()}
     read_s = time.perf_counter() - started
     options = tf.io.TFRecordOptions(compression_type="GZIP")
@@ -113,7 +114,7 @@ def main() -> None:
     print(f"Synthesizing {args.train_images} + {args.test_images} images in {data_root}",
           flush=True)
     synthesize(data_root, args.train_images, args.test_images)
-    source = cifar10_source.locate(data_root)
+    source = data_source.locate(data_root)
 
     baseline_dir = os.path.join(work_dir, "baseline")
     os.makedirs(baseline_dir, exist_ok=True)

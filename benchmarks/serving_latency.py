@@ -92,20 +92,21 @@ def main() -> None:
 
     from serving.client import connect
     from serving.model_server import choose_backend
-    from serving.model_store import ready_versions
-    from serving.process import EmbeddedServerProcess
+    from components.contract import (DEFAULT_SIGNATURE, IMAGE_SHAPE, IMAGES_INPUT,
+                                     newest_version)
+    from tests.support.server_process import EmbeddedServerProcess
 
     base_path = args.model_base_path or push_a_model()
-    versions = ready_versions(base_path)
-    if not versions:
+    version_dir = newest_version(base_path)
+    if version_dir is None:
         sys.exit(f"error: --model-base-path {base_path}: no version with a saved_model.pb")
     rng = np.random.default_rng(1)
     images = [tf.io.encode_png(image).numpy() for image in
-              rng.integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)]
-    signature = tf.saved_model.load(versions[max(versions)]).signatures["serving_default"]
+              rng.integers(0, 256, (args.batch,) + IMAGE_SHAPE, dtype=np.uint8)]
+    signature = tf.saved_model.load(version_dir).signatures[DEFAULT_SIGNATURE]
 
     def in_process(batch_images):
-        return signature(images=tf.constant(batch_images))
+        return signature(**{IMAGES_INPUT: tf.constant(batch_images)})
 
     backend, why = choose_backend("auto")
     print(f"Server backend: {backend} ({why})", flush=True)

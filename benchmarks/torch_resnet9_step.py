@@ -1,5 +1,5 @@
 """The reference point for training throughput: a plain PyTorch ResNet9 training step
-(the same layer list as components/models/resnet9.py; SGD Nesterov with weight decay;
+(the same layer list as components/training/models/resnet9.py; SGD Nesterov with weight decay;
 no augmentation) on random data, on this machine's CPU.
 
 Run by benchmarks/train_throughput.py under an interpreter that has PyTorch

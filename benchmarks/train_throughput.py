@@ -3,7 +3,7 @@
 For each batch size and each variant, times real training steps of the Trainer's
 `train` (augmentation, L2 penalty, SGD Nesterov, the per-step schedule) on random data,
 each variant in its own process so dtype policies and runtime settings do not leak:
-- `float32`: the project's CPU runtime settings (components/cpu_runtime.py: oneDNN on,
+- `float32`: the project's CPU runtime settings (components/training/runtime.py: oneDNN on,
   one inter-op thread), as `python -m pipeline run` applies them;
 - `float32-tf-defaults`: TensorFlow's own defaults, the baseline for those settings;
 - `xla`, `mixed` (bfloat16 on a CPU, float16 on a GPU): with the project's settings.
@@ -49,8 +49,8 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from components.trainer import train
-    from components.training_config import TrainingConfig
+    from components.training.config import TrainingConfig
+    from components.training.train import train
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = ("float16" if gpu else "bfloat16") if variant == "mixed" else "off"
@@ -101,7 +101,7 @@ def main() -> None:
         print(json.dumps(measure_variant(variant, int(batch_size), int(steps))))
         return
 
-    from components.cpu_runtime import CPU_TRAINING_ENVIRONMENT, apply_cpu_training_defaults
+    from components.training.runtime import CPU_TRAINING_ENVIRONMENT, apply_cpu_training_defaults
 
     results = {"cpu_count": os.cpu_count(), "runs": [], "torch": {}}
     for batch_size in args.batch_sizes.split(","):

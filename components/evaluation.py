@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from components.cifar10_example_gen import LABEL_KEY
+from components.contract import EXAMPLES_SIGNATURE, LABEL_KEY, PROBABILITIES_OUTPUT
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
-EVAL_SIGNATURE = "serving_examples"
-PREDICTION_KEY = "probabilities"
 
 
 def make_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> tfma.EvalConfig:
@@ -36,8 +34,8 @@ def make_eval_config(accuracy_threshold: float, max_accuracy_drop: float) -> tfm
             absolute={"value": -max_accuracy_drop}),
     )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=LABEL_KEY,
-                                    prediction_key=PREDICTION_KEY)],
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
+                                    prediction_key=PROBABILITIES_OUTPUT)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_KEY])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             # A plain `threshold` would apply to every slice, so every class would have

@@ -1,7 +1,7 @@
 """The exported SavedModel: the Transform graph and the model in one, raw images in.
 
-Signatures (all return `class_ids` int64 [N], `class_names` string [N] and
-`probabilities` float32 [N, 10]):
+Signatures (names in `components.contract`; each returns `class_ids` int64 [N],
+`class_names` string [N] and `probabilities` float32 [N, 10]):
 - `serving_default`: `images`, string [N]: encoded PNG or JPEG (BMP, GIF too), 32x32.
 - `serving_examples`: `examples`, string [N]: serialized tf.Examples with the training
   data's `image` feature (what TFMA and InfraValidator call).
@@ -18,15 +18,17 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.cifar10_example_gen import IMAGE_KEY
-from components.cifar10_format import CLASS_NAMES, IMAGE_SHAPE
-from components.transform import IMAGE_XF_KEY
+from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
+                                 DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
+                                 IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
+                                 PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT)
 
 
 class CifarServingModule(tf.Module):
 
     def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, tta_flip: bool):
         super().__init__()
+        # Saved as the checkpoint's `model/...` variables, which a warm start reads.
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
         self.tta_flip = tta_flip
@@ -39,25 +41,25 @@ class CifarServingModule(tf.Module):
             logits = (logits + self.model(tf.reverse(images_xf, axis=[2]), training=False)) / 2
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         class_ids = tf.argmax(probabilities, axis=-1)
-        return {"class_ids": class_ids,
-                "class_names": tf.gather(self._class_names, class_ids),
-                "probabilities": probabilities}
+        return {CLASS_IDS_OUTPUT: class_ids,
+                CLASS_NAMES_OUTPUT: tf.gather(self._class_names, class_ids),
+                PROBABILITIES_OUTPUT: probabilities}
 
     def _predict_encoded(self, encoded_images: tf.Tensor) -> dict:
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
         return self._predict_normalised(transformed[IMAGE_XF_KEY])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
     def serve_images(self, images):
         return self._predict_encoded(images)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(self, examples):
         features = tf.io.parse_example(examples, self._image_feature_spec)
         return self._predict_encoded(features[IMAGE_KEY])
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8,
-                                                 name="pixels")])
+                                                 name=PIXELS_INPUT)])
     def serve_pixels(self, pixels):
         # Encoding to PNG keeps one input path: the Transform graph's decode.
         encoded = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
@@ -68,7 +70,7 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
                          export_dir: str, tta_flip: bool) -> None:
     module = CifarServingModule(model, tft_output, tta_flip)
     tf.saved_model.save(module, export_dir, signatures={
-        "serving_default": module.serve_images,
-        "serving_examples": module.serve_examples,
-        "serving_pixels": module.serve_pixels,
+        DEFAULT_SIGNATURE: module.serve_images,
+        EXAMPLES_SIGNATURE: module.serve_examples,
+        PIXELS_SIGNATURE: module.serve_pixels,
     })

@@ -17,11 +17,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.cifar10_example_gen import IMAGE_KEY, LABEL_KEY
-from components.cifar10_format import IMAGE_CHANNELS, IMAGE_SHAPE
-
-IMAGE_XF_KEY = "image_xf"
-LABEL_XF_KEY = "label_xf"
+from components.contract import (IMAGE_CHANNELS, IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY,
+                                 LABEL_KEY, LABEL_XF_KEY)
 
 
 def _decode_one(encoded: tf.Tensor) -> tf.Tensor:

@@ -15,13 +15,13 @@ import re
 import sys
 import warnings
 
-from components.cpu_runtime import apply_cpu_training_defaults
+from components.training.runtime import apply_cpu_training_defaults
 
 # Before anything imports TensorFlow, which reads these once.
 apply_cpu_training_defaults()
 
 import pipeline_config  # noqa: E402
-from components.cifar10_format import Cifar10DataError  # noqa: E402
+from components.data.cifar10_format import Cifar10DataError  # noqa: E402
 from pipeline import local_runner  # noqa: E402
 from pipeline.run_lock import RunLockedError  # noqa: E402
 
@@ -71,7 +71,7 @@ _PROGRESS_LINE = re.compile(r"(Component|node) \S+ is (running|finished)|failed"
 
 # Warnings TFX repeats on every run that call for no action: a query option of the
 # blessed-model resolver that the local orchestrator does not support; the resolver
-# still returns the last blessed model (tests/test_pipeline_e2e.py checks it).
+# still returns the last blessed model (tests/pipeline/test_pipeline_e2e.py checks it).
 _NOISE = ("ArtifactQuery.property_predicate is not supported",
           # A partial run (span ingestion, --to-node) with no earlier run to link to.
           "new pipeline run context")
@@ -90,15 +90,15 @@ def _quiet_logs() -> None:
 
 
 def _evaluate(args, extra_args) -> int:
-    from components import cifar10_source
+    from components.data import source as data_source
     from pipeline import evaluate
 
     if extra_args:
         print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
         return 2
     try:
-        source = cifar10_source.resolve(args.data_dir,
-                                        args.cache_dir or cifar10_source.DEFAULT_CACHE_DIR)
+        source = data_source.resolve(args.data_dir,
+                                     args.cache_dir or data_source.DEFAULT_CACHE_DIR)
         evaluate.evaluate(args.model, source, limit=args.limit)
     except Cifar10DataError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     except Exception as error:  # a component failed: TFX has logged the traceback
         print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    local_runner.print_summary(run_summary)
+    from pipeline import summary
+    summary.print_report(run_summary)
     return 0
 
 

@@ -22,7 +22,7 @@ import datetime
 import os
 import re
 
-from components.cpu_runtime import apply_cpu_training_defaults
+from components.training.runtime import apply_cpu_training_defaults
 
 # Airflow runs the components in the worker's process; TensorFlow reads these once.
 apply_cpu_training_defaults()
@@ -65,17 +65,41 @@ def create_dag(config: pipeline_config.PipelineConfig):
     from tfx.orchestration.airflow.airflow_dag_runner import (
         AirflowDagRunner, AirflowPipelineConfig)
 
-    from components import cifar10_source
-    from pipeline import local_runner
+    from components.data import source as data_source
+    from pipeline.builders import scheduled_pipeline
 
-    data = config.data
-    source = cifar10_source.locate(data.data_dir, data.layout)
-    tfx_pipeline = local_runner.build_pipeline(config, source, pin_span=False)
+    source = data_source.locate(config.data.data_dir, config.data.layout)
     return AirflowDagRunner(AirflowPipelineConfig(
-        airflow_dag_config=dag_settings(config.schedule))).run(tfx_pipeline)
+        airflow_dag_config=dag_settings(config.schedule))).run(
+            scheduled_pipeline(config, source))
 
 
-# Airflow collects module-level DAG objects. Importing the module elsewhere (tests,
-# tools) without the settings does not build one.
+def _missing_settings() -> ImportError:
+    return ImportError(
+        f"{SETTINGS_ENV} is not set in the Airflow scheduler's and workers' environment, "
+        f"so no DAG can be built: set it to the pipeline's overrides, at least "
+        f"`data.data_dir=<CIFAR-10 directory or span root>` ({PROFILE_ENV} picks the "
+        f"profile, default full)")
+
+
+def parsed_by_airflow(module_name: str = __name__) -> bool:
+    """Airflow's DagBag imports each file of the dags folder under a made-up module
+    name (`unusual_prefix_<hash>_<file name>`)."""
+    return module_name.startswith("unusual_prefix_")
+
+
+# Airflow collects module-level DAG objects. Without the settings, Airflow's parser
+# gets an import error naming the variable (shown in its UI); importing the module
+# elsewhere (tests, tools) stays quiet and builds nothing.
 if os.environ.get(SETTINGS_ENV) is not None:
     DAG = create_dag(config_from_environment())
+elif parsed_by_airflow():
+    raise _missing_settings()
+
+
+def __getattr__(name: str):
+    # A one-line dags-folder module (`from pipeline.airflow_dag import DAG`) gets the
+    # same named error instead of "cannot import name 'DAG'".
+    if name == "DAG":
+        raise _missing_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,8 +12,7 @@ import os
 import sys
 from typing import Optional
 
-from components.cifar10_example_gen import LABEL_KEY
-from components.cifar10_format import CLASS_NAMES
+from components.contract import ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, LABEL_KEY
 from components.evaluation import ACCURACY_METRIC
 
 _BASELINE_MODEL_NAME = "baseline"
@@ -106,7 +105,7 @@ def from_run_summary(run_summary: dict) -> Optional[dict]:
     decision["pushed_version"] = push.get("pushed_version") if decision["pushed"] else None
     decision["pushed_destination"] = (push.get("pushed_destination")
                                       if decision["pushed"] else None)
-    decision["already_pushed_as"] = push.get("already_pushed_as")
+    decision["already_pushed_as"] = push.get(ALREADY_PUSHED_AS_PROPERTY)
     return decision
 
 

@@ -14,25 +14,26 @@ from typing import Optional
 
 import numpy as np
 
-from components import cifar10_format, cifar10_source
+from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, DEFAULT_SIGNATURE,
+                                 IMAGES_INPUT, SAVED_MODEL_FILE, newest_version)
+from components.data import cifar10_format, source as data_source
 
 
 def find_saved_model(model_path: str) -> str:
     """A SavedModel directory, or a Trainer/Pusher output holding one."""
     for candidate in (model_path, os.path.join(model_path, "Format-Serving")):
-        if os.path.exists(os.path.join(candidate, "saved_model.pb")):
+        if os.path.exists(os.path.join(candidate, SAVED_MODEL_FILE)):
             return candidate
-    versions = sorted((int(entry), entry) for entry in (os.listdir(model_path)
-                      if os.path.isdir(model_path) else []) if entry.isdigit())
-    if versions:
-        return find_saved_model(os.path.join(model_path, versions[-1][1]))
+    version_dir = newest_version(model_path)
+    if version_dir is not None:
+        return version_dir
     raise cifar10_format.Cifar10DataError(
         f"{model_path}: no saved_model.pb here, in Format-Serving/ or in a version directory")
 
 
-def load_test_split(source: cifar10_source.DataSource, limit: Optional[int] = None) -> tuple:
+def load_test_split(source: data_source.DataSource, limit: Optional[int] = None) -> tuple:
     batches = [cifar10_format.read_batch(path, limit)
-               for path in cifar10_source.matching_files(source, source.test_pattern)]
+               for path in data_source.matching_files(source, source.test_pattern)]
     if not batches:
         raise cifar10_format.Cifar10DataError(
             f"{os.path.join(source.input_base, source.test_pattern)}: no test batch found")
@@ -40,27 +41,28 @@ def load_test_split(source: cifar10_source.DataSource, limit: Optional[int] = No
             np.concatenate([b.labels for b in batches]))
 
 
-def evaluate(model_path: str, source: cifar10_source.DataSource, batch_size: int = 250,
+def evaluate(model_path: str, source: data_source.DataSource, batch_size: int = 250,
              limit: Optional[int] = None, stream=None) -> dict:
     import tensorflow as tf
 
     stream = stream or sys.stdout
-    from components.cifar10_example_gen import encode_png
+    from components.data.example_gen import encode_png
 
     saved_model_dir = find_saved_model(model_path)
-    serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    serve = tf.saved_model.load(saved_model_dir).signatures[DEFAULT_SIGNATURE]
     images, labels = load_test_split(source, limit)
     predictions = []
     started = time.monotonic()
     for start in range(0, len(labels), batch_size):
         encoded = [encode_png(image) for image in images[start:start + batch_size]]
-        predictions.append(serve(images=tf.constant(encoded))["class_ids"].numpy())
+        outputs = serve(**{IMAGES_INPUT: tf.constant(encoded)})
+        predictions.append(outputs[CLASS_IDS_OUTPUT].numpy())
     seconds = time.monotonic() - started
     predicted = np.concatenate(predictions)
     correct = predicted == labels
     per_class = {}
     print(f"{'class':12s} {'images':>7s} {'accuracy':>9s}", file=stream)
-    for class_id, name in enumerate(cifar10_format.CLASS_NAMES):
+    for class_id, name in enumerate(CLASS_NAMES):
         mask = labels == class_id
         per_class[name] = float(correct[mask].mean()) if mask.any() else None
         shown = f"{per_class[name]:.4f}" if mask.any() else "-"

@@ -24,35 +24,24 @@ import sys
 import tempfile
 
 import pipeline_config
-from components import cifar10_source
-
-
-def build_pipeline(config: pipeline_config.PipelineConfig):
-    kubeflow = config.kubeflow
-    source = cifar10_source.remote(kubeflow.data_root, config.data.layout,
-                                   kubeflow.data_in_spans)
-    from pipeline.local_runner import factory_arguments
-    from pipeline.pipeline import create_pipeline  # TFX takes ~30 s to import
-    return create_pipeline(
-        pipeline_root=kubeflow.pipeline_root,
-        input_base=source.input_base,
-        train_pattern=source.train_pattern,
-        test_pattern=source.test_pattern,
-        metadata_path=None,
-        **factory_arguments(config, os.path.join(kubeflow.serving_model_dir,
-                                                 config.push.model_name)),
-    )
+from components.data import source as data_source
 
 
 def compile_pipeline(config: pipeline_config.PipelineConfig, output_path: str) -> dict:
     """Writes the pipeline job spec JSON to `output_path` (whole or not at all) and
     returns it."""
+    kubeflow = config.kubeflow
+    source = data_source.remote(kubeflow.data_root, config.data.layout,
+                                kubeflow.data_in_spans)
+    # TFX takes ~30 s to import: after the settings are known to be good.
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    from pipeline.builders import kubeflow_pipeline
 
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow.image))
-    job_spec = runner.run(build_pipeline(config), write_out=False)
+    job_spec = runner.run(kubeflow_pipeline(config, source), write_out=False)
     output_dir = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(output_dir, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=output_dir, suffix=".part",
@@ -77,7 +66,7 @@ def main(argv=None) -> int:
         config = pipeline_config.with_beam_args(
             pipeline_config.load(args.profile, overrides), beam_args)
         job_spec = compile_pipeline(config, args.output)
-    except (pipeline_config.ConfigError, cifar10_source.Cifar10DataError) as error:
+    except (pipeline_config.ConfigError, data_source.Cifar10DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     tasks = job_spec["pipelineSpec"]["root"]["dag"]["tasks"]

@@ -7,12 +7,16 @@ it is the same whichever runner executed it.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from typing import Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+
+from components.contract import ALREADY_PUSHED_AS_PROPERTY
 
 _STATE_NAMES = {
     value: name for name, value in metadata_store_pb2.Execution.State.items()
@@ -22,7 +26,8 @@ _STATE_NAMES = {
 # Output artifacts whose custom properties record a decision: the blessing and the push.
 _REPORTED_PROPERTIES = {
     "blessing": ("blessed", "baseline_model"),
-    "pushed_model": ("pushed", "pushed_version", "pushed_destination", "already_pushed_as"),
+    "pushed_model": ("pushed", "pushed_version", "pushed_destination",
+                     ALREADY_PUSHED_AS_PROPERTY),
 }
 
 
@@ -118,3 +123,33 @@ def anomalies_per_split(anomalies_uri: str) -> dict:
         counts[split] = (len(anomalies.anomaly_info)
                          + int(anomalies.HasField("dataset_anomaly_info")))
     return counts
+
+
+def run_report(metadata_path: str, pipeline_name: str) -> dict:
+    """The latest run's components, the anomalies ExampleValidator found per split, and
+    what the Evaluator decided and the Pusher did (when the run got that far)."""
+    from pipeline import decision
+
+    report = latest_run(metadata_path, pipeline_name) or {}
+    validator = report.get("components", {}).get("ExampleValidator", {})
+    if "anomalies" in validator.get("outputs", {}):
+        report["anomalies"] = anomalies_per_split(validator["outputs"]["anomalies"])
+    model_decision = decision.from_run_summary(report)
+    if model_decision is not None:
+        report["decision"] = model_decision
+    return report
+
+
+def print_report(run_summary: dict, stream=None) -> None:
+    """Where every artifact is, what was decided, and the summary as one JSON line."""
+    from pipeline import decision
+
+    stream = stream or sys.stdout
+    print("\nArtifacts of this run:", file=stream)
+    for component, details in run_summary.get("components", {}).items():
+        print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
+        for key, uri in details["outputs"].items():
+            print(f"    {key}: {uri}", file=stream)
+    if "decision" in run_summary:
+        decision.print_decision(run_summary["decision"], stream)
+    print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)

@@ -16,7 +16,8 @@ import urllib.error
 import urllib.request
 from typing import List, Optional, Sequence
 
-DEFAULT_SIGNATURE = "serving_default"
+from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES_OUTPUT, DEFAULT_SIGNATURE,
+                                 IMAGES_INPUT, PROBABILITIES_OUTPUT)
 
 
 class ServingRequestError(Exception):
@@ -71,9 +72,9 @@ class RestClient:
             "instances": [{"b64": base64.b64encode(image).decode("ascii")}
                           for image in images]})
         rows = response["predictions"]
-        return _predictions([row["class_ids"] for row in rows],
-                            [row["class_names"] for row in rows],
-                            [row["probabilities"] for row in rows])
+        return _predictions([row[CLASS_IDS_OUTPUT] for row in rows],
+                            [row[CLASS_NAMES_OUTPUT] for row in rows],
+                            [row[PROBABILITIES_OUTPUT] for row in rows])
 
     def status(self) -> dict:
         return self._call(self.model_url)
@@ -106,14 +107,14 @@ class GrpcClient:
         request.model_spec.signature_name = DEFAULT_SIGNATURE
         if self.version is not None:
             request.model_spec.version.value = self.version
-        request.inputs["images"].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+        request.inputs[IMAGES_INPUT].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
         try:
             response = self.stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise ServingRequestError(error.code().name, error.details()) from None
-        return _predictions(tf.make_ndarray(response.outputs["class_ids"]),
-                            tf.make_ndarray(response.outputs["class_names"]),
-                            tf.make_ndarray(response.outputs["probabilities"]))
+        return _predictions(tf.make_ndarray(response.outputs[CLASS_IDS_OUTPUT]),
+                            tf.make_ndarray(response.outputs[CLASS_NAMES_OUTPUT]),
+                            tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]))
 
     def close(self) -> None:
         self.channel.close()

@@ -13,6 +13,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid
 from serving.model_store import ModelStore
@@ -82,7 +83,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = (request.model_spec.signature_name
-                                              or inference.EXAMPLES_SIGNATURE)
+                                              or EXAMPLES_SIGNATURE)
         for scores in results:
             classification = response.result.classifications.add()
             for label, score in scores:

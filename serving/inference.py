@@ -13,14 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components.cifar10_format import CLASS_NAMES
+from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE,
+                                 PROBABILITIES_OUTPUT)
 from serving.errors import invalid
 from serving.model_store import LoadedVersion
-
-DEFAULT_SIGNATURE = "serving_default"
-# The signature over serialized tf.Examples that Classify calls, and its outputs.
-EXAMPLES_SIGNATURE = "serving_examples"
-PROBABILITIES_OUTPUT = "probabilities"
 
 
 def signature(loaded: LoadedVersion, signature_name: str):
@@ -102,7 +98,7 @@ def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
              signature_name: Optional[str] = None) -> List[List[Tuple[str, float]]]:
     """Per example, (class name, probability) for every class, through the model's
     tf.Example signature: the Classify API of a model exported with predict
-    signatures."""
+    signatures. The probabilities are in the contract's class order."""
     name = signature_name or EXAMPLES_SIGNATURE
     _, function = signature(loaded, name)
     (input_name,) = input_specs(function)

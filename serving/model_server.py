@@ -3,7 +3,7 @@
 Backends, in the order `auto` tries them:
 - `tensorflow_model_server` on PATH: TF Serving itself;
 - `docker`, when a Docker daemon answers: the `tensorflow/serving` image;
-- `embedded`: this package's server (REST + gRPC, same APIs, see the README), for
+- `embedded`: this package's server (REST + gRPC, same APIs, see docs/ARCHITECTURE.md), for
   machines without TF Serving.
 The two real ones get a generated model config (latest-version policy, file-system
 polling) and a batching parameters file.
@@ -161,7 +161,8 @@ def run_tf_serving(command: List[str]) -> int:
 def run_embedded(settings: ServerSettings) -> int:
     """Serves until SIGINT/SIGTERM; prints where it listens."""
     from serving import grpc_server, rest_server
-    from serving.model_store import ModelStore, ready_versions
+    from components.contract import ready_versions
+    from serving.model_store import ModelStore
 
     def log(message: str) -> None:
         print(message, flush=True)

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from components.contract import SAVED_MODEL_FILE, ready_versions
 from serving.errors import not_found
-
-SAVED_MODEL_FILE = "saved_model.pb"
-_VERSION_DIR = re.compile(r"^[0-9]+$")
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
@@ -41,27 +38,6 @@ class VersionStatus:
     version: int
     state: str
     error_message: str = ""
-
-
-def ready_versions(base_path: str, listdir: Callable = os.listdir,
-                   isfile: Callable = os.path.isfile) -> Dict[int, str]:
-    """Integer version directories that hold a `saved_model.pb`.
-
-    `listdir` and `isfile` default to the local file system; TFX code passes its own
-    (`tfx.dsl.io.fileio`, after checking the directory exists) so that gs:// and other
-    remote base paths work too.
-    """
-    versions = {}
-    try:
-        names = listdir(base_path)
-    except (FileNotFoundError, NotADirectoryError):
-        return versions
-    for name in names:
-        name = name.rstrip("/")
-        path = os.path.join(base_path, name)
-        if _VERSION_DIR.match(name) and isfile(os.path.join(path, SAVED_MODEL_FILE)):
-            versions[int(name)] = path
-    return versions
 
 
 def load_version(version: int, path: str) -> LoadedVersion:

@@ -1,4 +1,4 @@
-"""TF Serving's REST API over a ModelStore (see the README for what it covers).
+"""TF Serving's REST API over a ModelStore (docs/ARCHITECTURE.md says what it covers).
 
     GET  /v1/models/NAME[/versions/V]              model status
     GET  /v1/models/NAME[/versions/V]/metadata     signature defs

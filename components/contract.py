@@ -1,0 +1,94 @@
+"""What producers and consumers of this project's data and model must agree on.
+
+Every name that crosses a boundary is spelled here once: the features ExampleGen
+writes and Transform reads, the features Transform writes and the Trainer reads, the
+splits, the image and class set, the exported model's signatures with their inputs
+and outputs, and the rule that makes a directory a servable model version.
+
+Standard library only, and nothing imported at module level beyond it: `serving/`
+depends on this module alone, and must start without TensorFlow's or TFX's import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, Dict, Optional
+
+# --- Raw features: the tf.Examples ExampleGen writes (and InfraValidator, TFMA and
+# the Classify API send to the model).
+IMAGE_KEY = "image"  # the 32x32 RGB image, PNG bytes
+LABEL_KEY = "label"  # int64 class id, 0..9
+IMAGE_ID_KEY = "image_id"  # "<batch name>:<index>", e.g. "data_batch_3:00042"
+
+# --- Transformed features: what Transform writes and the Trainer reads.
+IMAGE_XF_KEY = "image_xf"  # float32 [32, 32, 3], per-channel Z-scored
+LABEL_XF_KEY = "label_xf"
+
+# --- Splits of every Examples artifact.
+TRAIN_SPLIT = "train"
+TEST_SPLIT = "test"
+
+# --- The images and their classes.
+IMAGE_HEIGHT = 32
+IMAGE_WIDTH = 32
+IMAGE_CHANNELS = 3
+IMAGE_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS)
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+
+# --- The exported SavedModel's signatures: name -> its one input.
+DEFAULT_SIGNATURE = "serving_default"  # encoded images (PNG, JPEG, BMP, GIF)
+EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Examples holding IMAGE_KEY
+PIXELS_SIGNATURE = "serving_pixels"  # uint8 HWC pixel arrays
+IMAGES_INPUT = "images"
+EXAMPLES_INPUT = "examples"
+PIXELS_INPUT = "pixels"
+SIGNATURE_INPUTS = {
+    DEFAULT_SIGNATURE: IMAGES_INPUT,
+    EXAMPLES_SIGNATURE: EXAMPLES_INPUT,
+    PIXELS_SIGNATURE: PIXELS_INPUT,
+}
+# Every signature returns these three.
+CLASS_IDS_OUTPUT = "class_ids"  # int64 [N]
+CLASS_NAMES_OUTPUT = "class_names"  # string [N], from CLASS_NAMES
+PROBABILITIES_OUTPUT = "probabilities"  # float32 [N, NUM_CLASSES]
+
+# --- Served model versions (TF Serving's file-system source): an integer directory
+# under the model base path is a version once its saved_model.pb exists. The Pusher
+# copies that file last, so a version is never seen half-written.
+SAVED_MODEL_FILE = "saved_model.pb"
+_VERSION_DIR = re.compile(r"^[0-9]+$")
+
+# The Pusher's custom property naming the version a model already is (no re-push).
+ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
+
+
+def ready_versions(base_path: str, listdir: Callable = os.listdir,
+                   isfile: Callable = os.path.isfile) -> Dict[int, str]:
+    """Version number -> directory, for every complete version under `base_path`.
+
+    `listdir` and `isfile` default to the local file system; TFX code passes its own
+    (`tfx.dsl.io.fileio`) so that gs:// and other remote base paths work too.
+    """
+    versions = {}
+    try:
+        names = listdir(base_path)
+    except (FileNotFoundError, NotADirectoryError):
+        return versions
+    for name in names:
+        name = name.rstrip("/")
+        path = os.path.join(base_path, name)
+        if _VERSION_DIR.match(name) and isfile(os.path.join(path, SAVED_MODEL_FILE)):
+            versions[int(name)] = path
+    return versions
+
+
+def newest_version(base_path: str, listdir: Callable = os.listdir,
+                   isfile: Callable = os.path.isfile) -> Optional[str]:
+    """The directory of the newest complete version under `base_path`, or None."""
+    versions = ready_versions(base_path, listdir, isfile)
+    return versions[max(versions)] if versions else None

@@ -1,0 +1,33 @@
+"""Run progress for the person watching: the one way this project reports it.
+
+Each event is one line on standard output, flushed at once, so that it appears in
+order with TFX's own component lines, under `python -m pipeline`, in an Airflow task
+log and in a test's captured output alike. A transfer (a download) rewrites one line
+on standard error instead, so that a log file does not fill with percentages.
+The stream is looked up at call time: tests and callers that redirect stdout see it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional, TextIO
+
+
+def report(message: str, stream: Optional[TextIO] = None) -> None:
+    print(message, file=stream or sys.stdout, flush=True)
+
+
+def transfer(label: str, done_bytes: int, total_bytes: Optional[int], started: float,
+             finished: bool = False) -> None:
+    """Rewrites the progress line of a transfer begun at `started` (time.monotonic())."""
+    elapsed = max(time.monotonic() - started, 1e-6)
+    rate = done_bytes / elapsed
+    line = f"{label}: {done_bytes / 2**20:.1f}"
+    if total_bytes:
+        eta = (total_bytes - done_bytes) / rate if rate else float("inf")
+        line += (f"/{total_bytes / 2**20:.1f} MiB ({100 * done_bytes / total_bytes:.0f}%, "
+                 f"{rate / 2**20:.1f} MiB/s, ETA {eta:.0f} s)")
+    else:
+        line += f" MiB ({rate / 2**20:.1f} MiB/s)"
+    print(f"\r{line}", end="\n" if finished else "", file=sys.stderr, flush=True)

@@ -1,0 +1,97 @@
+"""From a `PipelineConfig` to the factory's arguments, once per way the pipeline runs.
+
+Every runner builds its pipeline here, so the translation from settings to
+`create_pipeline` is written once; what differs between runners is where the
+pipeline keeps its state (`Locations`) and what ExampleGen ingests (`Ingestion`):
+
+- `local_pipeline`: this machine, the newest span on disk (`python -m pipeline run`);
+- `span_ingestion_pipeline`: the same, with ExampleGen on an earlier span of the
+  training window, run up to ExampleGen only;
+- `scheduled_pipeline`: Airflow, parsed long before it runs: ExampleGen finds the
+  newest span when each run starts;
+- `kubeflow_pipeline`: Kubeflow Pipelines v2 / Vertex: cluster paths, the cluster's
+  MLMD, and the newest span only (the V2 compiler knows only TFX's own resolvers).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from tfx import v1 as tfx
+
+import pipeline_config
+from components.data.source import DataSource
+from pipeline.pipeline import Ingestion, Locations, create_pipeline
+
+
+def _create(config: pipeline_config.PipelineConfig, locations: Locations,
+            ingestion: Ingestion, infra_validation_image_tag: Optional[str] = None
+            ) -> tfx.dsl.Pipeline:
+    return create_pipeline(
+        pipeline_name=config.pipeline_name,
+        locations=locations,
+        ingestion=ingestion,
+        beam=config.beam,
+        transform=config.transform,
+        training=config.training,
+        evaluation=config.evaluation,
+        warm_start=config.retraining.warm_start,
+        infra_validation_image_tag=infra_validation_image_tag,
+        enable_cache=config.enable_cache,
+    )
+
+
+def _local_locations(config: pipeline_config.PipelineConfig) -> Locations:
+    return Locations(pipeline_root=os.path.abspath(config.pipeline_root),
+                     serving_model_base_path=os.path.abspath(config.serving_model_base_path),
+                     metadata_path=os.path.abspath(config.metadata_path))
+
+
+def _ingestion(config: pipeline_config.PipelineConfig, source: DataSource,
+               span: Optional[int]) -> Ingestion:
+    return Ingestion(
+        input_base=source.input_base, train_pattern=source.train_pattern,
+        test_pattern=source.test_pattern, images_per_file=config.data.images_per_file,
+        span=span,
+        training_spans=config.retraining.training_spans if source.spans else None)
+
+
+def local_pipeline(config: pipeline_config.PipelineConfig, source: DataSource,
+                   infra_validation_image_tag: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """The whole pipeline on this machine; with spans, ExampleGen ingests the newest
+    span on disk and the Trainer reads the span window."""
+    newest_span = source.spans[-1] if source.spans else None
+    return _create(config, _local_locations(config), _ingestion(config, source, newest_span),
+                   infra_validation_image_tag)
+
+
+def span_ingestion_pipeline(config: pipeline_config.PipelineConfig, source: DataSource,
+                            span: int) -> tfx.dsl.Pipeline:
+    """The same pipeline with ExampleGen pinned to `span`: run it up to ExampleGen
+    (`RunOptions(to_nodes=[EXAMPLE_GEN_ID])`) to ingest an earlier span of the window.
+    Same pipeline, same node ids, so the ingested span is found by later runs and an
+    unchanged span is a cache hit."""
+    return _create(config, _local_locations(config), _ingestion(config, source, span))
+
+
+def scheduled_pipeline(config: pipeline_config.PipelineConfig,
+                       source: DataSource) -> tfx.dsl.Pipeline:
+    """For a scheduler that parses the pipeline long before each run: ExampleGen
+    ingests the newest span when the run starts."""
+    return _create(config, _local_locations(config), _ingestion(config, source, None))
+
+
+def kubeflow_pipeline(config: pipeline_config.PipelineConfig,
+                      source: DataSource) -> tfx.dsl.Pipeline:
+    """For Kubeflow Pipelines v2 / Vertex: the cluster's paths and MLMD; the model
+    trains on the span this run ingests."""
+    kubeflow = config.kubeflow
+    locations = Locations(
+        pipeline_root=kubeflow.pipeline_root,
+        serving_model_base_path=os.path.join(kubeflow.serving_model_dir,
+                                             config.push.model_name))
+    ingestion = Ingestion(
+        input_base=source.input_base, train_pattern=source.train_pattern,
+        test_pattern=source.test_pattern, images_per_file=config.data.images_per_file)
+    return _create(config, locations, ingestion)

@@ -1,0 +1,110 @@
+"""pipeline/kubeflow_runner.py compiles the pipeline with TFX's KubeflowV2DagRunner; the
+job spec JSON is checked for the components, their wiring and their parameters (the
+cluster itself cannot be reached from here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from components.contract import TEST_SPLIT, TRAIN_SPLIT
+from tests.support.data import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # compiles the pipeline in a subprocess
+
+pytest.importorskip("kfp.pipeline_spec", reason="the kubeflow extra is not installed "
+                                                "(make test installs it)")
+
+BEAM_COMPONENTS = ["Cifar10ExampleGen", "StatisticsGen", "Transform", "Evaluator"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    output = tmp_path_factory.mktemp("kubeflow") / "cifar10.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.kubeflow_runner", "--profile", "full",
+         "--output", str(output),
+         "--set", "kubeflow.image=europe-docker.pkg.dev/p/r/cifar10-tfx:7",
+         "--set", "kubeflow.data_root=gs://data-bucket/cifar10/spans",
+         "--set", "kubeflow.pipeline_root=gs://run-bucket/root",
+         "--set", "kubeflow.serving_model_dir=gs://serving-bucket/models",
+         "--set", "evaluation.max_accuracy_drop=0.002",
+         "--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+         "--temp_location=gs://run-bucket/tmp"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert str(output) in completed.stdout
+    with open(output) as spec_file:
+        return json.load(spec_file)["pipelineSpec"]
+
+
+def _parameter(spec: dict, task: str, name: str):
+    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]
+    return value["runtimeValue"]["constantValue"]["stringValue"]
+
+
+def test_every_component_is_a_task_in_dependency_order(compiled):
+    tasks = compiled["root"]["dag"]["tasks"]
+    assert set(tasks) == {
+        "Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+        "Trainer", "LatestBlessedModelResolver-model-resolver",
+        "LatestBlessedModelResolver-model-blessing-resolver", "Evaluator", "Pusher"}
+    assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "SchemaGen"}
+    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "Evaluator"}
+    assert "LatestBlessedModelResolver-model-resolver" in tasks["Evaluator"]["dependentTasks"]
+    assert compiled["pipelineInfo"]["name"] == "cifar10-resnet9"
+
+
+def test_beam_arguments_and_image_reach_every_beam_component(compiled):
+    executors = compiled["deploymentSpec"]["executors"]
+    for component in BEAM_COMPONENTS:
+        container = executors[f"{component}_executor"]["container"]
+        assert container["image"] == "europe-docker.pkg.dev/p/r/cifar10-tfx:7"
+        args = container["args"]
+        for beam_arg in ("--runner=DataflowRunner", "--project=my-project",
+                         "--region=europe-west4", "--temp_location=gs://run-bucket/tmp"):
+            assert beam_arg in args, (component, args)
+        # The direct runner's flags are not sent to a remote runner.
+        assert not [arg for arg in args if arg.startswith("--direct_")], args
+    example_gen = executors["Cifar10ExampleGen_executor"]["container"]["args"]
+    assert example_gen[example_gen.index("--executor_class_path") + 1] == \
+        "components.data.example_gen.Executor"
+
+
+def test_data_gate_and_push_destination_are_the_configured_ones(compiled):
+    assert _parameter(compiled, "Cifar10ExampleGen", "input_base") == \
+        "gs://data-bucket/cifar10/spans"
+    input_config = json.loads(_parameter(compiled, "Cifar10ExampleGen", "input_config"))
+    patterns = {split["name"]: split["pattern"] for split in input_config["splits"]}
+    assert patterns == {TRAIN_SPLIT: "span-{SPAN}/cifar-10-batches-py/data_batch_*",
+                        TEST_SPLIT: "span-{SPAN}/cifar-10-batches-py/test_batch"}
+
+    eval_config = json.loads(_parameter(compiled, "Evaluator", "eval_config"))
+    (accuracy,) = [metric for metric in eval_config["metrics_specs"][0]["metrics"]
+                   if metric["class_name"] == "SparseCategoricalAccuracy"]
+    (threshold,) = accuracy["per_slice_thresholds"]
+    assert threshold["slicing_specs"] == [{}]  # the overall slice only
+    assert threshold["threshold"]["value_threshold"]["lower_bound"] == 0.94
+    assert threshold["threshold"]["change_threshold"]["absolute"] == -0.002
+
+    push_destination = json.loads(_parameter(compiled, "Pusher", "push_destination"))
+    assert push_destination["filesystem"]["base_directory"] == \
+        "gs://serving-bucket/models/cifar10"
+
+    custom_config = json.loads(_parameter(compiled, "Trainer", "custom_config"))
+    assert custom_config["training"]["epochs"] == 24
+    assert custom_config["backup_root"] == "gs://run-bucket/root/Trainer/backup"
+
+
+def test_bad_settings_exit_2_and_write_nothing(tmp_path):
+    output = tmp_path / "spec.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.kubeflow_runner", "--output", str(output),
+         "--set", "data.layout=tfrecord"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 2
+    assert "'tfrecord': unknown layout" in completed.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,66 @@
+"""The model store follows TF Serving's file-system source (the version rule is
+components.contract's): the latest version served, a half-copied or corrupt version
+never served."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from components.contract import SAVED_MODEL_FILE
+from serving.errors import ServingError
+from serving.model_store import AVAILABLE, END, ModelStore
+from tests.support.pushing import copy_version
+
+
+def test_latest_version_served_and_the_old_one_unloaded(pushed_model, tmp_path):
+    _, _, version_dir = pushed_model
+    messages = []
+    copy_version(version_dir, tmp_path, 3)
+    store = ModelStore("cifar10", str(tmp_path), log=messages.append)
+    store.poll_once()
+    assert store.get("cifar10").version == 3
+    half_copied = copy_version(version_dir, tmp_path, 4, with_pb=False)
+    store.poll_once()
+    assert store.get("cifar10").version == 3  # saved_model.pb not there yet
+    shutil.copy(os.path.join(version_dir, SAVED_MODEL_FILE), half_copied)
+    store.poll_once()
+    assert store.get("cifar10").version == 4
+    assert [(s.version, s.state) for s in store.statuses("cifar10")] == [(4, AVAILABLE),
+                                                                          (3, END)]
+    with pytest.raises(ServingError) as raised:
+        store.get("cifar10", 3)
+    assert raised.value.code == "NOT_FOUND"
+    assert any("Unloaded cifar10 version 3" in message for message in messages)
+
+
+def test_a_corrupt_version_is_reported_and_the_last_good_one_kept(pushed_model, tmp_path):
+    _, _, version_dir = pushed_model
+    copy_version(version_dir, tmp_path, 3)
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None)
+    store.poll_once()
+    corrupt = copy_version(version_dir, tmp_path, 4)
+    with open(os.path.join(corrupt, SAVED_MODEL_FILE), "wb") as pb_file:
+        pb_file.write(b"truncated")
+    store.poll_once()
+    assert store.get("cifar10").version == 3
+    statuses = {s.version: s for s in store.statuses("cifar10")}
+    assert statuses[3].state == AVAILABLE
+    assert statuses[4].state == END and statuses[4].error_message
+    # Completed later (same version number, a new saved_model.pb): it is retried.
+    shutil.copy(os.path.join(version_dir, SAVED_MODEL_FILE), corrupt)
+    os.utime(os.path.join(corrupt, SAVED_MODEL_FILE), (1, 1))
+    store.poll_once()
+    assert store.get("cifar10").version == 4
+
+
+def test_unknown_model_and_empty_base_path_are_not_found(tmp_path):
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None)
+    store.poll_once()
+    for call in (lambda: store.get("cifar10"), lambda: store.get("other"),
+                 lambda: store.statuses("cifar10")):
+        with pytest.raises(ServingError) as raised:
+            call()
+        assert raised.value.code == "NOT_FOUND"

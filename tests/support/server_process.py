@@ -1,0 +1,56 @@
+"""The embedded server as a child process on loopback, on free ports: what tests and
+benchmarks start, with `python -m serving serve` exactly as a user runs it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+
+from tests.support.data import REPO_ROOT
+
+
+class EmbeddedServerProcess:
+
+    def __init__(self, model_base_path: str, model_name: str = "cifar10",
+                 extra_args: tuple = (), start_timeout_s: float = 180.0):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "serve", "--backend", "embedded",
+             "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0",
+             "--poll-seconds", "0.2", "--model-base-path", model_base_path,
+             "--model-name", model_name, *extra_args],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        rest_port = grpc_port = None
+        deadline = time.monotonic() + start_timeout_s
+        while (rest_port is None or grpc_port is None) and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if match := re.search(r"REST API at http://127\.0\.0\.1:(\d+)/", line):
+                rest_port = int(match[1])
+            if match := re.search(r"gRPC API at 127\.0\.0\.1:(\d+)", line):
+                grpc_port = int(match[1])
+        if rest_port is None or grpc_port is None:
+            self.stop()
+            raise RuntimeError("the server did not start:\n" + "".join(self.lines))
+        self.rest_url = f"http://127.0.0.1:{rest_port}"
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
+        # Keeps reading, so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()

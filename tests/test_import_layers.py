@@ -1,0 +1,151 @@
+"""Imports run one way: runners -> pipeline/ -> components/ -> the contract, and
+serving/ -> the contract. Every module's imports, lazy ones inside functions included,
+are read from its source and checked against the layer it belongs to."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.data import REPO_ROOT
+
+CONTRACT = "components.contract"
+# The entry points of each orchestrator: the only modules allowed to import the rest
+# of pipeline/ freely, and that nothing else imports.
+RUNNERS = {"pipeline.__main__", "pipeline.local_runner", "pipeline.airflow_dag",
+           "pipeline.kubeflow_runner"}
+PROJECT_PACKAGES = ("components", "pipeline", "serving", "pipeline_config", "tests",
+                    "benchmarks")
+# What the server must start without: its start-up is seconds, TFX's import alone ~30 s.
+HEAVY_FOR_SERVING = ("tfx", "tensorflow_transform", "tensorflow_model_analysis",
+                     "tensorflow_data_validation", "apache_beam", "ml_metadata", "tfx_bsl")
+
+
+def layer_of(module: str) -> str:
+    if module == CONTRACT:
+        return "contract"
+    if module in RUNNERS:
+        return "runner"
+    top = module.split(".")[0]
+    return {"components": "components", "pipeline": "pipeline", "serving": "serving",
+            "pipeline_config": "config", "tests": "tests",
+            "benchmarks": "benchmarks"}.get(top, "external")
+
+
+def allowed(importer: str, imported: str) -> bool:
+    """Whether module `importer` may import module `imported`."""
+    source, target = layer_of(importer), layer_of(imported)
+    if source == "contract":
+        top = imported.split(".")[0]
+        return top == "__future__" or top in sys.stdlib_module_names
+    if source == "serving":
+        if imported.split(".")[0] in HEAVY_FOR_SERVING:
+            return False
+        return target in ("serving", "contract", "external")
+    rules = {
+        "components": {"contract", "components", "external"},
+        "config": {"contract", "components", "external"},
+        "pipeline": {"contract", "components", "config", "pipeline", "external"},
+        "runner": {"contract", "components", "config", "pipeline", "runner", "external"},
+    }
+    return target in rules[source]
+
+
+def module_name(path: str) -> str:
+    relative = os.path.relpath(path, REPO_ROOT)[:-len(".py")].split(os.sep)
+    if relative[-1] == "__init__":
+        relative = relative[:-1]
+    return ".".join(relative)
+
+
+def imports_of(path: str) -> list:
+    """(line, imported module) for every import statement in the file, at any depth.
+    `from package import name` counts as importing `package.name` when that is a module
+    of the project, else `package`."""
+    with open(path) as source_file:
+        tree = ast.parse(source_file.read(), path)
+    package = module_name(path).rsplit(".", 1)[0] if not path.endswith("__init__.py") \
+        else module_name(path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                is_module = os.path.exists(os.path.join(REPO_ROOT, *candidate.split("."))
+                                           + ".py") or os.path.isdir(
+                    os.path.join(REPO_ROOT, *candidate.split(".")))
+                found.append((node.lineno, candidate if is_module else base))
+    return found
+
+
+def shipped_modules() -> list:
+    paths = [os.path.join(REPO_ROOT, "pipeline_config.py")]
+    for package in ("components", "pipeline", "serving"):
+        for root, _, files in os.walk(os.path.join(REPO_ROOT, package)):
+            paths += [os.path.join(root, name) for name in files if name.endswith(".py")]
+    return sorted(paths)
+
+
+def wrong_way_imports(paths) -> list:
+    return [f"{os.path.relpath(path, REPO_ROOT)}:{line}: {module_name(path)} "
+            f"({layer_of(module_name(path))}) imports {imported} ({layer_of(imported)})"
+            for path in paths for line, imported in imports_of(path)
+            if not allowed(module_name(path), imported)]
+
+
+def test_every_shipped_module_imports_only_downward():
+    assert len(shipped_modules()) > 30
+    assert wrong_way_imports(shipped_modules()) == []
+
+
+@pytest.mark.parametrize("package, source, wrong", [
+    ("components", "from serving.model_store import ModelStore\n", "serving.model_store"),
+    ("components", "def f():\n    from pipeline import summary\n", "pipeline.summary"),
+    ("pipeline", "from pipeline import local_runner\n", "pipeline.local_runner"),
+    ("serving", "from components.data import cifar10_format\n",
+     "components.data.cifar10_format"),
+    ("serving", "def f():\n    import tfx.v1\n", "tfx.v1"),
+    ("components", "import tests.support.data\n", "tests.support.data"),
+])
+def test_a_wrong_way_import_is_caught(tmp_path, package, source, wrong):
+    """The check itself can fail: a module written into the tree with a wrong-way
+    import, at module level or inside a function, is reported with its line."""
+    path = os.path.join(REPO_ROOT, package, f"_probe_{os.getpid()}.py")
+    with open(path, "w") as probe:
+        probe.write(source)
+    try:
+        (problem,) = wrong_way_imports([path])
+    finally:
+        os.unlink(path)
+    assert f"imports {wrong} " in problem
+
+
+def test_the_contract_imports_only_the_standard_library():
+    path = os.path.join(REPO_ROOT, "components", "contract.py")
+    imported = {name.split(".")[0] for _, name in imports_of(path)}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    with open(os.path.join(REPO_ROOT, "components", "__init__.py")) as package_init:
+        assert package_init.read().strip() == ""  # importing the contract runs nothing else
+
+
+def test_the_server_starts_without_tfx():
+    """Importing every serving module, as `python -m serving serve` does, loads no TFX,
+    Beam, TFMA or ML Metadata."""
+    code = ("import sys\n"
+            "import serving.__main__, serving.model_server, serving.rest_server, "
+            "serving.grpc_server, serving.client\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY_FOR_SERVING)!r}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
