@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pipeline_config  # noqa: E402
-from components.contract import IMAGE_SHAPE  # noqa: E402
+from components.contract import IMAGE_SHAPE, NUM_CLASSES, TRAIN_SPLIT  # noqa: E402
 from components.data import cifar10_format, source as data_source  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def synthesize(root: str, train_images: int, test_images: int, seed: int = 0) ->
 
     def batch(count):
         return (rng.integers(0, 256, (count,) + IMAGE_SHAPE, dtype=np.uint8),
-                rng.integers(0, 10, count))
+                rng.integers(0, NUM_CLASSES, count))
 
     cifar10_format.write_dataset(root, cifar10_format.BINARY_LAYOUT,
                                  [batch(per_batch) for _ in range(5)], batch(test_images))
@@ -47,8 +47,8 @@ def synthesize(root: str, train_images: int, test_images: int, seed: int = 0) ->
 def numpy_baseline(source: data_source.DataSource, out_dir: str) -> dict:
     import tensorflow as tf
 
+    from components.contract import IMAGE_XF_KEY, LABEL_XF_KEY
     from components.data.example_gen import to_example
-    from components.transform import IMAGE_XF_KEY, LABEL_XF_KEY
 
     started = time.perf_counter()
     splits = {split: [cifar10_format.read_batch(path)
@@ -62,7 +62,7 @@ def numpy_baseline(source: data_source.DataSource, out_dir: str) -> dict:
                 for image_id, image, label in zip(batch.ids, batch.images, batch.labels):
                     writer.write(to_example(image_id, image, label).SerializeToString())
     raw_written_s = time.perf_counter() - started
-    train_pixels = np.concatenate([b.images for b in splits["train"]]).reshape(-1, 3)
+    train_pixels = np.concatenate([b.images for b in splits[TRAIN_SPLIT]]).reshape(-1, 3)
     mean = train_pixels.mean(axis=0, dtype=np.float64)
     std = train_pixels.std(axis=0, dtype=np.float64)
     stats_s = time.perf_counter() - started

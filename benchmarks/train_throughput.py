@@ -49,6 +49,7 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    from components.contract import IMAGE_SHAPE, NUM_CLASSES
     from components.training.config import TrainingConfig
     from components.training.train import train
 
@@ -61,8 +62,8 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
                               xla="on" if variant == "xla" else "off", mixed_precision=mixed)
     rng = np.random.default_rng(0)
     count = batch_size * steps
-    images = rng.normal(size=(count, 32, 32, 3)).astype(np.float32)
-    labels = rng.integers(0, 10, count)
+    images = rng.normal(size=(count,) + IMAGE_SHAPE).astype(np.float32)
+    labels = rng.integers(0, NUM_CLASSES, count)
     epoch_seconds = []
 
     class EpochTimer(keras.callbacks.Callback):

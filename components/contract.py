@@ -40,18 +40,13 @@ CLASS_NAMES = (
 )
 NUM_CLASSES = len(CLASS_NAMES)
 
-# --- The exported SavedModel's signatures: name -> its one input.
+# --- The exported SavedModel's signatures, and the one input each takes.
 DEFAULT_SIGNATURE = "serving_default"  # encoded images (PNG, JPEG, BMP, GIF)
 EXAMPLES_SIGNATURE = "serving_examples"  # serialized tf.Examples holding IMAGE_KEY
 PIXELS_SIGNATURE = "serving_pixels"  # uint8 HWC pixel arrays
 IMAGES_INPUT = "images"
 EXAMPLES_INPUT = "examples"
 PIXELS_INPUT = "pixels"
-SIGNATURE_INPUTS = {
-    DEFAULT_SIGNATURE: IMAGES_INPUT,
-    EXAMPLES_SIGNATURE: EXAMPLES_INPUT,
-    PIXELS_SIGNATURE: PIXELS_INPUT,
-}
 # Every signature returns these three.
 CLASS_IDS_OUTPUT = "class_ids"  # int64 [N]
 CLASS_NAMES_OUTPUT = "class_names"  # string [N], from CLASS_NAMES

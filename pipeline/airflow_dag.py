@@ -99,7 +99,8 @@ elif parsed_by_airflow():
 
 def __getattr__(name: str):
     # A one-line dags-folder module (`from pipeline.airflow_dag import DAG`) gets the
-    # same named error instead of "cannot import name 'DAG'".
+    # same named error instead of "cannot import name 'DAG'". So without the settings,
+    # `hasattr(module, "DAG")` raises too; look in `vars(module)` instead.
     if name == "DAG":
         raise _missing_settings()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

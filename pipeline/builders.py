@@ -78,8 +78,13 @@ def span_ingestion_pipeline(config: pipeline_config.PipelineConfig, source: Data
 def scheduled_pipeline(config: pipeline_config.PipelineConfig,
                        source: DataSource) -> tfx.dsl.Pipeline:
     """For a scheduler that parses the pipeline long before each run: ExampleGen
-    ingests the newest span when the run starts."""
-    return _create(config, _local_locations(config), _ingestion(config, source, None))
+    ingests the newest span when the run starts. Nothing is probed at parse time, so
+    InfraValidator is in only when asked for outright (`push.infra_validation=docker`);
+    `auto` means off here."""
+    image_tag = (config.push.serving_image_tag if config.push.infra_validation == "docker"
+                 else None)
+    return _create(config, _local_locations(config), _ingestion(config, source, None),
+                   image_tag)
 
 
 def kubeflow_pipeline(config: pipeline_config.PipelineConfig,

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, DEFAULT_SIGNATURE,
-                                 IMAGES_INPUT, SAVED_MODEL_FILE, newest_version)
+                                 IMAGES_INPUT, SAVED_MODEL_FILE)
 from components.data import cifar10_format, source as data_source
 
 
@@ -24,9 +24,12 @@ def find_saved_model(model_path: str) -> str:
     for candidate in (model_path, os.path.join(model_path, "Format-Serving")):
         if os.path.exists(os.path.join(candidate, SAVED_MODEL_FILE)):
             return candidate
-    version_dir = newest_version(model_path)
-    if version_dir is not None:
-        return version_dir
+    # A Trainer's model directory holds one integer directory per execution, and a
+    # serving base path one per version: the newest, looked into the same way.
+    numbered = sorted((int(entry), entry) for entry in (os.listdir(model_path)
+                      if os.path.isdir(model_path) else []) if entry.isdigit())
+    if numbered:
+        return find_saved_model(os.path.join(model_path, numbered[-1][1]))
     raise cifar10_format.Cifar10DataError(
         f"{model_path}: no saved_model.pb here, in Format-Serving/ or in a version directory")
 

@@ -37,6 +37,7 @@ def docker_answers() -> bool:
     """Whether TFX's InfraValidator can reach a Docker daemon to run TF Serving in: asked
     the way it connects (the Docker SDK's client with its default settings)."""
     import docker
+    import requests
 
     try:
         client = docker.DockerClient(timeout=20)
@@ -44,7 +45,8 @@ def docker_answers() -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except docker.errors.DockerException:  # no socket, no daemon, or it refused
+    # No socket, no daemon, or it refused (ping's connection errors are requests').
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
         return False
 
 

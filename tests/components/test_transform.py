@@ -9,7 +9,7 @@ from tensorflow_transform.beam import tft_unit
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components import transform
-from components.contract import IMAGE_KEY, LABEL_KEY
+from components.contract import IMAGE_KEY, IMAGE_XF_KEY, LABEL_KEY, LABEL_XF_KEY
 from components.data.example_gen import encode_png
 from tests.support.data import random_batch
 
@@ -32,8 +32,8 @@ def _numpy_z_score(train_images, images, labels) -> list:
     """The expected rows: population mean/std per channel over every train pixel."""
     pixels = train_images.reshape(-1, 3).astype(np.float64)
     mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-    return [{transform.IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
-             transform.LABEL_XF_KEY: int(label)} for image, label in zip(images, labels)]
+    return [{IMAGE_XF_KEY: ((image - mean) / std).astype(np.float32),
+             LABEL_XF_KEY: int(label)} for image, label in zip(images, labels)]
 
 
 class PreprocessingFnTest(tft_unit.TransformTestCase):
