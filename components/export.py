@@ -8,8 +8,10 @@ Signatures (names in `components.contract`; each returns `class_ids` int64 [N],
 - `serving_pixels`: `pixels`, uint8 [N, 32, 32, 3]: HWC RGB pixel arrays.
 
 Every signature sends the image through the Transform graph's own decode and
-Z-score, so no client or server re-implements the normalisation. With `tta_flip`
-the logits of each image and its mirror image are averaged.
+Z-score, so no client or server re-implements the normalisation. Before any decoding,
+each image's header must declare a known format and 32x32 pixels
+(`components.image_header`), so a wrong-sized image costs its header, not its pixels.
+With `tta_flip` the logits of each image and its mirror image are averaged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import image_header
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
@@ -46,6 +49,7 @@ class CifarServingModule(tf.Module):
                 PROBABILITIES_OUTPUT: probabilities}
 
     def _predict_encoded(self, encoded_images: tf.Tensor) -> dict:
+        encoded_images = image_header.checked(tf.reshape(encoded_images, [-1]))
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
         return self._predict_normalised(transformed[IMAGE_XF_KEY])
 

@@ -17,6 +17,8 @@ import warnings
 # Only errors from TensorFlow's C++ start-up, not its informational lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from serving.limits import Limits  # noqa: E402
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
@@ -38,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="how often the base path is checked for new versions")
     serve.add_argument("--max-request-mb", type=float, default=8.0,
                        help="larger requests are refused (REST 413, gRPC RESOURCE_EXHAUSTED)")
+    serve.add_argument("--max-batch-size", type=int, default=Limits.max_batch_size,
+                       help="instances per request, beyond which it is refused (embedded)")
+    serve.add_argument("--read-timeout-seconds", type=float, default=Limits.read_timeout_s,
+                       help="a REST client silent this long, or not done sending its body "
+                            "by then, gets 408 (embedded)")
+    serve.add_argument("--max-connections", type=int, default=Limits.max_connections,
+                       help="REST connections at once; the next one gets 503 (embedded)")
     serve.add_argument("--config-dir", help="where TF Serving's config files are written")
     serve.add_argument("--dry-run", action="store_true",
                        help="print the backend, config files and command; start nothing")
@@ -58,7 +67,10 @@ def _serve(args) -> int:
         model_base_path=args.model_base_path, model_name=args.model_name,
         rest_port=args.rest_port, grpc_port=args.grpc_port, host=args.host,
         num_versions=args.num_versions, file_system_poll_seconds=args.poll_seconds,
-        max_request_bytes=int(args.max_request_mb * 1024 * 1024))
+        limits=Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+                      max_batch_size=args.max_batch_size,
+                      read_timeout_s=args.read_timeout_seconds,
+                      max_connections=args.max_connections))
     try:
         return model_server.serve(settings, args.backend, args.config_dir, args.dry_run)
     except model_server.ServerConfigError as error:

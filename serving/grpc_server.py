@@ -5,7 +5,6 @@ PredictionService.Predict / Classify / GetModelMetadata and ModelService.GetMode
 from __future__ import annotations
 
 from concurrent import futures
-from typing import Optional
 
 import grpc
 import tensorflow as tf
@@ -13,18 +12,64 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from tensorflow.core.framework import types_pb2
+
 from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid
+from serving.limits import Limits
 from serving.model_store import ModelStore
 
 _STATES = get_model_status_pb2.ModelVersionStatus.State
+# The repeated fields a TensorProto may carry its values in (besides tensor_content).
+_VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val",
+                 "scomplex_val", "int64_val", "bool_val", "dcomplex_val", "uint32_val",
+                 "uint64_val")
 
 
-def _requested_version(model_spec) -> Optional[int]:
+def _model(model_spec) -> tuple:
+    """(model name, requested version or None) of a request's model_spec."""
+    if not model_spec.name:
+        raise invalid("model_spec.name is empty: name the model to call")
     if model_spec.HasField("version_label"):
         raise invalid("version labels are not supported; set model_spec.version")
-    return model_spec.version.value if model_spec.HasField("version") else None
+    return (model_spec.name,
+            model_spec.version.value if model_spec.HasField("version") else None)
+
+
+def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int):
+    """A TensorProto as a numpy array, after checking what it declares against what it
+    holds: the signature's dtype, a known shape of at most `max_elements` elements, and
+    exactly that many values. (make_ndarray alone would fill a huge declared shape from
+    one value, or from none.)"""
+    if proto.dtype != spec.dtype.as_datatype_enum:
+        raise invalid(f"input {name!r}: dtype {types_pb2.DataType.Name(proto.dtype)}, but "
+                      f"the signature takes {types_pb2.DataType.Name(spec.dtype.as_datatype_enum)}")
+    if proto.tensor_shape.unknown_rank:
+        raise invalid(f"input {name!r}: the tensor's shape is unknown")
+    dims = [dim.size for dim in proto.tensor_shape.dim]
+    if any(size < 0 for size in dims):
+        raise invalid(f"input {name!r}: shape {dims} has a negative dimension")
+    elements = 1
+    for size in dims:
+        elements *= size
+        if elements > max_elements:
+            raise invalid(f"input {name!r}: shape {dims} declares more than {max_elements} "
+                          f"elements")
+    if proto.tensor_content:
+        expected_bytes = elements * spec.dtype.size
+        if len(proto.tensor_content) != expected_bytes:
+            raise invalid(f"input {name!r}: shape {dims} needs {expected_bytes} bytes of "
+                          f"tensor_content, got {len(proto.tensor_content)}")
+    else:
+        values = sum(len(getattr(proto, field)) for field in _VALUE_FIELDS)
+        if values != elements:
+            raise invalid(f"input {name!r}: shape {dims} declares {elements} values, the "
+                          f"tensor holds {values}")
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as error:
+        raise invalid(f"input {name!r}: the TensorProto cannot be read: {error}") from None
 
 
 def _aborts_on_serving_error(method):
@@ -33,24 +78,30 @@ def _aborts_on_serving_error(method):
             return method(self, request, context)
         except ServingError as error:
             context.abort(error.grpc_status, error.message)
+        except Exception as error:  # a bug, not the client's fault: no traceback out
+            print(f"gRPC: {method.__name__} failed: {error!r}"[:500], flush=True)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__})")
     wrapper.__name__ = method.__name__
     return wrapper
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
-    def __init__(self, store: ModelStore):
+    def __init__(self, store: ModelStore, limits: Limits):
         self.store = store
+        self.limits = limits
 
     @_aborts_on_serving_error
     def Predict(self, request, context):  # noqa: N802 (the proto's method names)
-        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
-        try:
-            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        except (TypeError, ValueError) as error:
-            raise invalid(f"an input TensorProto cannot be read: {error}") from None
+        loaded = self.store.get(*_model(request.model_spec))
+        _, function = inference.signature(loaded, request.model_spec.signature_name)
+        specs = inference.input_specs(function)
+        # Inputs the signature does not take are named by inference.run.
+        inputs = {key: checked_ndarray(key, proto, specs[key], self.limits.max_request_bytes)
+                  if key in specs else None for key, proto in request.inputs.items()}
         signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
-                                                inputs, list(request.output_filter))
+                                                inputs, list(request.output_filter),
+                                                max_batch_size=self.limits.max_batch_size)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
@@ -61,7 +112,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_aborts_on_serving_error
     def Classify(self, request, context):  # noqa: N802
-        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+        loaded = self.store.get(*_model(request.model_spec))
         kind = request.input.WhichOneof("kind")
         if kind == "example_list":
             examples = list(request.input.example_list.examples)
@@ -78,7 +129,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if not examples:
             raise invalid("ClassificationRequest.input holds no examples")
         results = inference.classify(loaded, [e.SerializeToString() for e in examples],
-                                     request.model_spec.signature_name or None)
+                                     request.model_spec.signature_name or None,
+                                     max_batch_size=self.limits.max_batch_size)
         response = classification_pb2.ClassificationResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
@@ -96,7 +148,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if unsupported or not request.metadata_field:
             raise invalid(f"metadata_field must be [\"signature_def\"], got "
                           f"{list(request.metadata_field)}")
-        loaded = self.store.get(request.model_spec.name, _requested_version(request.model_spec))
+        loaded = self.store.get(*_model(request.model_spec))
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         for key, value in loaded.signature_defs.items():
             signature_def_map.signature_def[key].CopyFrom(value)
@@ -115,8 +167,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     @_aborts_on_serving_error
     def GetModelStatus(self, request, context):  # noqa: N802
         response = get_model_status_pb2.GetModelStatusResponse()
-        for status in self.store.statuses(request.model_spec.name,
-                                          _requested_version(request.model_spec)):
+        for status in self.store.statuses(*_model(request.model_spec)):
             version_status = response.model_version_status.add()
             version_status.version = status.version
             version_status.state = _STATES.Value(status.state)
@@ -126,16 +177,17 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start(store: ModelStore, host: str, port: int, max_request_bytes: int,
-          max_workers: int = 16) -> tuple:
-    """Starts the gRPC server; returns (server, bound port). Requests over
-    `max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[
-        ("grpc.max_receive_message_length", max_request_bytes),
-        ("grpc.max_send_message_length", max_request_bytes),
-    ])
+def start(store: ModelStore, host: str, port: int, limits: Limits = Limits()) -> tuple:
+    """Starts the gRPC server; returns (server, bound port). Messages over
+    `limits.max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED, the
+    same limit as REST's."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.grpc_workers),
+                         options=[
+                             ("grpc.max_receive_message_length", limits.max_request_bytes),
+                             ("grpc.max_send_message_length", limits.max_request_bytes),
+                         ])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store), server)
+        PredictionService(store, limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
     bound_port = server.add_insecure_port(f"{host}:{port}")
     if bound_port == 0:

@@ -65,8 +65,10 @@ def _root_cause(message: str) -> str:
 
 
 def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
-        output_filter: Sequence[str] = ()) -> Tuple[str, Dict[str, np.ndarray]]:
-    """Runs a signature; returns its name and the outputs as numpy arrays."""
+        output_filter: Sequence[str] = (), max_batch_size: Optional[int] = None
+        ) -> Tuple[str, Dict[str, np.ndarray]]:
+    """Runs a signature; returns its name and the outputs as numpy arrays. A batch over
+    `max_batch_size` instances is refused before the model runs."""
     name, function = signature(loaded, signature_name)
     specs = input_specs(function)
     missing = sorted(set(specs) - set(inputs))
@@ -80,6 +82,9 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
     batch_sizes = {int(t.shape[0]) for t in tensors.values() if t.shape.rank}
     if len(batch_sizes) > 1:
         raise invalid(f"inputs have different batch sizes {sorted(batch_sizes)}")
+    if max_batch_size is not None and batch_sizes and max(batch_sizes) > max_batch_size:
+        raise invalid(f"the batch holds {max(batch_sizes)} instances, over the limit of "
+                      f"{max_batch_size} per request")
     try:
         outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError) as error:
@@ -95,14 +100,16 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
 
 
 def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
-             signature_name: Optional[str] = None) -> List[List[Tuple[str, float]]]:
+             signature_name: Optional[str] = None,
+             max_batch_size: Optional[int] = None) -> List[List[Tuple[str, float]]]:
     """Per example, (class name, probability) for every class, through the model's
     tf.Example signature: the Classify API of a model exported with predict
     signatures. The probabilities are in the contract's class order."""
     name = signature_name or EXAMPLES_SIGNATURE
     _, function = signature(loaded, name)
     (input_name,) = input_specs(function)
-    _, outputs = run(loaded, name, {input_name: serialized_examples})
+    _, outputs = run(loaded, name, {input_name: serialized_examples},
+                     max_batch_size=max_batch_size)
     if PROBABILITIES_OUTPUT not in outputs:
         raise invalid(f"signature {name!r} has no {PROBABILITIES_OUTPUT!r} output to "
                       f"classify with")

@@ -23,6 +23,8 @@ from typing import List, Optional
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.limits import Limits
+
 BACKENDS = ("auto", "tensorflow_model_server", "docker", "embedded")
 DOCKER_IMAGE = "tensorflow/serving:2.16.1"
 MODEL_CONFIG_FILE = "models.config"
@@ -47,7 +49,8 @@ class ServerSettings:
     # Versions served at once (TF Serving's `latest { num_versions }` policy).
     num_versions: int = 1
     file_system_poll_seconds: float = 1.0
-    max_request_bytes: int = 8 * 1024 * 1024
+    # What one request or connection may cost the embedded server (serving/limits.py).
+    limits: Limits = Limits()
     # Server-side batching of concurrent requests (the real TF Serving backends).
     max_batch_size: int = 64
     batch_timeout_micros: int = 2000
@@ -68,6 +71,10 @@ def check(settings: ServerSettings) -> None:
         raise ServerConfigError(f"--rest-port and --grpc-port are both {settings.rest_port}")
     if settings.num_versions < 1:
         raise ServerConfigError(f"--num-versions {settings.num_versions}: must be >= 1")
+    try:
+        settings.limits.check()
+    except ValueError as error:
+        raise ServerConfigError(f"limits: {error}") from None
 
 
 def model_config_text(model_name: str, base_path: str, num_versions: int) -> str:
@@ -173,10 +180,9 @@ def run_embedded(settings: ServerSettings) -> int:
     if not ready_versions(store.base_path):
         log(f"No version of {settings.model_name} in {settings.model_base_path} yet; "
             f"waiting for one (a <integer>/saved_model.pb)")
-    rest = rest_server.start(store, settings.host, settings.rest_port,
-                             settings.max_request_bytes)
+    rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits)
     grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
-                                        settings.max_request_bytes)
+                                        settings.limits)
     log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")

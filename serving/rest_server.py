@@ -14,7 +14,10 @@ import base64
 import binascii
 import json
 import re
+import sys
 import threading
+import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
@@ -23,14 +26,13 @@ from google.protobuf import json_format
 
 from serving import inference
 from serving.errors import ServingError, invalid, not_found
+from serving.limits import Limits
 from serving.model_store import ModelStore
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$")
-
-DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 def decode_b64(value):
@@ -115,11 +117,42 @@ def _example_from_json(features: dict) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature_map)).SerializeToString()
 
 
+def json_depth(value) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0)."""
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, item_depth = level.pop()
+        children = item.values() if isinstance(item, dict) else (
+            item if isinstance(item, list) else ())
+        if isinstance(item, (dict, list)):
+            depth = max(depth, item_depth)
+            level.extend((child, item_depth + 1) for child in children)
+    return depth
+
+
+def parse_json_body(body: Optional[bytes], max_depth: int) -> dict:
+    """The request body as a JSON object, refused when malformed or nested too deeply."""
+    try:
+        request = json.loads(body or b"")
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise invalid(f"the request body nests deeper than the limit of {max_depth} "
+                      f"levels") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise invalid(f"the request body is not valid JSON: {error}") from None
+    if json_depth(request) > max_depth:
+        raise invalid(f"the request body nests {json_depth(request)} levels deep, over the "
+                      f"limit of {max_depth}")
+    if not isinstance(request, dict):
+        raise invalid("the request body must be a JSON object")
+    return request
+
+
 class RestApi:
     """Request handling, independent of the HTTP server it runs in."""
 
-    def __init__(self, store: ModelStore):
+    def __init__(self, store: ModelStore, limits: Limits = Limits()):
         self.store = store
+        self.limits = limits
 
     def handle(self, method: str, path: str, body: Optional[bytes]) -> tuple:
         """Returns (HTTP status, JSON-able response)."""
@@ -127,6 +160,9 @@ class RestApi:
             return 200, self._route(method, path, body)
         except ServingError as error:
             return error.http_status, {"error": error.message}
+        except Exception as error:  # a bug, not the client's fault: no traceback out
+            print(f"REST: {method} {path[:200]} failed: {error!r}"[:500], flush=True)
+            return 500, {"error": f"internal error ({type(error).__name__})"}
 
     def _route(self, method: str, path: str, body: Optional[bytes]) -> dict:
         match = _MODEL_PATH.match(path.split("?", 1)[0])
@@ -146,12 +182,7 @@ class RestApi:
             return self._metadata(name, version)
         if method == "POST" and suffix in (":predict", ":classify", ":regress"):
             loaded = self.store.get(name, version)
-            try:
-                request = json.loads(body or b"")
-            except (ValueError, UnicodeDecodeError) as error:
-                raise invalid(f"the request body is not valid JSON: {error}") from None
-            if not isinstance(request, dict):
-                raise invalid("the request body must be a JSON object")
+            request = parse_json_body(body, self.limits.max_json_depth)
             if suffix == ":predict":
                 return self._predict(loaded, request)
             if suffix == ":classify":
@@ -179,7 +210,8 @@ class RestApi:
                                                        request.get("signature_name", ""))
         input_names = sorted(inference.input_specs(function))
         request_format, inputs = _predict_inputs(request, input_names)
-        _, outputs = inference.run(loaded, signature_name, inputs)
+        _, outputs = inference.run(loaded, signature_name, inputs,
+                                   max_batch_size=self.limits.max_batch_size)
         if request_format == "columnar":
             if len(outputs) == 1:
                 (name, value), = outputs.items()
@@ -207,6 +239,9 @@ class RestApi:
                               f"both the context and an example")
             serialized.append(_example_from_json({**context, **example}
                                                  if isinstance(example, dict) else example))
+        if len(serialized) > self.limits.max_batch_size:
+            raise invalid(f"{len(serialized)} examples, over the limit of "
+                          f"{self.limits.max_batch_size} per request")
         results = inference.classify(loaded, serialized, request.get("signature_name"))
         return {"result": [[[label, score] for label, score in scores]
                            for scores in results]}
@@ -214,51 +249,144 @@ class RestApi:
 
 class _Handler(BaseHTTPRequestHandler):
     api: RestApi
-    max_request_bytes: int
+    limits: Limits
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        # Every read of this connection waits at most this long (the request line and
+        # headers too): a stalled or slow client cannot hold a thread forever.
+        self.timeout = self.limits.read_timeout_s
+        super().setup()
 
     def _respond(self, status: int, payload: dict) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (a malformed request line or headers, an unknown
+        method, a line too long) in the JSON error shape instead of an HTML page."""
+        self.close_connection = True
+        # A line http.server could not parse counts as HTTP/0.9, which has no status line
+        # or headers; every answer here has both.
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        self._respond(code, {"error": f"{phrase}: {message}" if message else phrase})
+
+    def _read_body(self, length: int) -> Optional[bytes]:
+        """The body, read within the timeout from the first byte to the last; None (after
+        answering 408) when the client sends less than it announced in time."""
+        deadline = time.monotonic() + self.limits.read_timeout_s
+        chunks, remaining = [], length
+        try:
+            while remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 1 << 20))
+                if not chunk:
+                    raise TimeoutError  # the client closed its side early
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            self.connection.settimeout(self.limits.read_timeout_s)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            self._respond(408, {"error": f"the request body announced {length} bytes; "
+                                         f"{length - remaining} arrived within "
+                                         f"{self.limits.read_timeout_s:g} s"})
+            return None
+        return b"".join(chunks)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self._respond(*self.api.handle("GET", self.path, None))
 
     def do_POST(self):  # noqa: N802
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
+        announced = self.headers.get("Content-Length")
+        if announced is None:
             self.close_connection = True
             self._respond(411, {"error": "a Content-Length header is required"})
             return
-        if length > self.max_request_bytes:
-            # Read and dropped, so the client gets the answer rather than a reset.
+        if not announced.strip().isdigit():
             self.close_connection = True
-            remaining = length
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-            self._respond(413, {"error": f"the request body is {length} bytes, over the "
-                                         f"limit of {self.max_request_bytes}"})
+            self._respond(400, {"error": f"Content-Length {announced[:40]!r} is not a "
+                                         f"non-negative integer"})
             return
-        self._respond(*self.api.handle("POST", self.path, self.rfile.read(length)))
+        length = int(announced)
+        if length > self.limits.max_request_bytes:
+            # Read (within the timeout) and dropped, so that the client gets the answer
+            # rather than a reset; then the connection is closed.
+            self._read_body(min(length, 2 * self.limits.max_request_bytes))
+            self.close_connection = True
+            self._respond(413, {"error": f"the request body is {length} bytes, over the "
+                                         f"limit of {self.limits.max_request_bytes}"})
+            return
+        body = self._read_body(length)
+        if body is not None:
+            self._respond(*self.api.handle("POST", self.path, body))
 
     def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
         pass  # one line per request would drown the server's own messages
 
 
-def start(store: ModelStore, host: str, port: int,
-          max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> ThreadingHTTPServer:
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once; the next one gets
+    503 and is closed."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, limits: Limits):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(limits.max_connections)
+        self._limits = limits
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps({"error": f"the server is handling "
+                                        f"{self._limits.max_connections} connections, its "
+                                        f"limit; retry later"}).encode()
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                                b"Content-Type: application/json\r\n"
+                                b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                                b"Connection: close\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        # A client that vanished mid-answer is not the server's error; one line, no
+        # traceback.
+        print(f"REST: connection from {client_address[0]} ended: "
+              f"{sys.exc_info()[1]!r}"[:300], flush=True)
+
+
+def start(store: ModelStore, host: str, port: int, limits: Limits = Limits()) -> ThreadingHTTPServer:
     """Starts serving in a background thread; returns the server (`.server_port`)."""
-    handler = type("RestHandler", (_Handler,), {"api": RestApi(store),
-                                                "max_request_bytes": max_request_bytes})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
+    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits),
+                                                "limits": limits})
+    server = _BoundedServer((host, port), handler, limits)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()
     return server

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 
 from components.data import cifar10_format  # noqa: E402
 from tests.support.data import SHARED_SAMPLE, sample_available, write_small_dataset  # noqa: E402
-from tests.support.server_process import EmbeddedServerProcess  # noqa: E402
+from tests.support.server_process import SERVED_LIMITS, EmbeddedServerProcess  # noqa: E402
 
 
 @pytest.fixture
@@ -64,7 +64,10 @@ def pushed_model(pipeline_run):
 @pytest.fixture(scope="session")
 def served(pushed_model):
     """One embedded server over the smoke run's model base path, for the API tests."""
-    server = EmbeddedServerProcess(pushed_model[0])
+    server = EmbeddedServerProcess(pushed_model[0], extra_args=(
+        "--read-timeout-seconds", str(SERVED_LIMITS["read_timeout_s"]),
+        "--max-connections", str(SERVED_LIMITS["max_connections"]),
+        "--max-batch-size", str(SERVED_LIMITS["max_batch_size"])))
     yield server
     server.stop()
 

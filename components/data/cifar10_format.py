@@ -148,7 +148,16 @@ def parse_python_batch(path: str, content: bytes) -> tuple[np.ndarray, np.ndarra
         raise Cifar10DataError(
             f"{path}: wrong image size: {data.shape[1]} values per image, expected "
             f"{PIXELS_PER_IMAGE} (32x32 pixels x 3 channels)")
-    labels = np.asarray(batch["labels"], dtype=np.int64).reshape(-1)
+    try:
+        labels = np.asarray(batch["labels"])
+    except (ValueError, TypeError):  # ragged or otherwise not an array
+        labels = None
+    if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise Cifar10DataError(
+            f"{path}: 'labels' must be a list of integers, got "
+            f"{getattr(labels, 'dtype', type(batch['labels']).__name__)} "
+            f"{getattr(labels, 'shape', '')}")
+    labels = labels.astype(np.int64)  # out-of-range values are refused by _check_labels
     if len(labels) != len(data):
         raise Cifar10DataError(
             f"{path}: {len(data)} images but {len(labels)} labels")

@@ -20,6 +20,7 @@ import dataclasses
 import glob
 import hashlib
 import http.client
+import lzma
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from typing import Optional
 
 from components import progress
@@ -55,6 +57,9 @@ OFFICIAL_ARCHIVES = {
 SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
 SPAN_DIR_TEMPLATE = "span-{SPAN}"
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "cifar10-tfx")
+# The official archives extract to about 180 MB; anything far larger is not CIFAR-10
+# (a decompression bomb would fill the disk).
+MAX_EXTRACTED_BYTES = 1 << 30
 
 
 class DownloadError(Cifar10DataError):
@@ -142,11 +147,19 @@ def download_archive(url: str, expected_md5: str, cache_dir: str,
 
 
 def _safe_members(archive: tarfile.TarFile, archive_path: str):
+    """The members to extract: plain files and directories inside the target, and no
+    more bytes in all than MAX_EXTRACTED_BYTES (checked from the headers, before a
+    member is written)."""
+    total_bytes = 0
     for member in archive:
         name = os.path.normpath(member.name)
         if name.startswith(("/", "..")) or not (member.isfile() or member.isdir()):
             raise ArchiveError(f"{archive_path}: refusing unsafe archive member "
                                f"{member.name!r}")
+        total_bytes += max(member.size, 0)
+        if total_bytes > MAX_EXTRACTED_BYTES:
+            raise ArchiveError(f"{archive_path}: expands to more than {MAX_EXTRACTED_BYTES} "
+                               f"bytes, more than any CIFAR-10 archive; refusing it")
         yield member
 
 
@@ -167,7 +180,9 @@ def extract_archive(archive_path: str, cache_dir: str) -> str:
         try:
             with tarfile.open(archive_path, "r:*") as archive:
                 archive.extractall(staging, members=_safe_members(archive, archive_path))
-        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+        # zlib.error and LZMAError are what a corrupt compressed stream raises mid-way.
+        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error,
+                lzma.LZMAError) as error:
             raise ArchiveError(f"{archive_path}: archive is truncated or corrupt "
                                f"({type(error).__name__}: {error})") from None
         if not any(os.path.isdir(os.path.join(staging, layout.directory))

@@ -8,14 +8,19 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, DEFAULT_SIGNATURE,
-                                 EXAMPLES_SIGNATURE, IMAGES_INPUT, IMAGE_KEY, PROBABILITIES_OUTPUT)
+                                 EXAMPLES_INPUT, EXAMPLES_SIGNATURE, IMAGE_KEY, IMAGES_INPUT,
+                                 PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT)
 from components.data.example_gen import encode_png
 from tests.support.data import png_images
+from tests.support.fuzz import FUZZ
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +91,7 @@ def test_metadata_and_status(channel, pushed_model):
     (lambda: _predict_request([b"not an image"]), grpc.StatusCode.INVALID_ARGUMENT,
      "Unknown image file format"),
     (lambda: _predict_request([encode_png(np.zeros((40, 32, 3), np.uint8))]),
-     grpc.StatusCode.INVALID_ARGUMENT, "not compatible with expected shape"),
+     grpc.StatusCode.INVALID_ARGUMENT, "image 0 is 32x40 pixels"),
     (lambda: _predict_request([]), grpc.StatusCode.INVALID_ARGUMENT, "batch is empty"),
     (lambda: _predict_request([b"x"], signature="nope"), grpc.StatusCode.INVALID_ARGUMENT,
      "\"nope\" not found"),
@@ -109,4 +114,81 @@ def test_a_message_over_the_size_limit_is_refused(channel):
     with pytest.raises(grpc.RpcError) as raised:
         stub.Predict(_predict_request([b"a" * (9 * 1024 * 1024)]), timeout=120)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert stub.Predict(_predict_request(png_images(1)), timeout=120).outputs[CLASS_IDS_OUTPUT]
+
+
+def _tensor(dtype, dims, **values) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **values)
+    for size in dims:
+        proto.tensor_shape.dim.add().size = size
+    return proto
+
+
+def _raw_request(proto, key=IMAGES_INPUT, name="cifar10", signature=""):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature
+    request.inputs[key].CopyFrom(proto)
+    return request
+
+
+@pytest.mark.parametrize("request_factory, message", [
+    # Declared shape and content disagree: 1,000,000 strings declared, one sent.
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1_000_000], string_val=[b"x"])),
+     "declares 1000000 values, the tensor holds 1"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_FLOAT, [1], float_val=[1.0])),
+     "dtype DT_FLOAT, but the signature takes DT_STRING"),
+    # One uint8 value declared as 10^12 pixels: make_ndarray would fill them all.
+    (lambda: _raw_request(_tensor(types_pb2.DT_UINT8, [10**6, 32, 32, 3], int_val=[7]),
+                          key=PIXELS_INPUT, signature=PIXELS_SIGNATURE),
+     "declares more than"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_UINT8, [1, 32, 32, 3],
+                                  tensor_content=b"\0" * 100),
+                          key=PIXELS_INPUT, signature=PIXELS_SIGNATURE),
+     "needs 3072 bytes of tensor_content, got 100"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [-1], string_val=[])),
+     "has a negative dimension"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1], string_val=[b"x"]), name=""),
+     "model_spec.name is empty"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1], string_val=[b"GIF89a\0\0"])),
+     "image 0 is 0x0 pixels"),
+])
+def test_hostile_tensors_get_invalid_argument_naming_the_problem(channel, request_factory,
+                                                                 message):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.Predict(request_factory(), timeout=120)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert message in raised.value.details()
+    assert stub.Predict(_predict_request(png_images(1)), timeout=120).outputs[CLASS_IDS_OUTPUT]
+
+
+_DTYPES = [types_pb2.DT_STRING, types_pb2.DT_UINT8, types_pb2.DT_FLOAT, types_pb2.DT_INT64,
+           types_pb2.DT_INVALID, 999]
+
+
+@FUZZ
+@given(dtype=st.sampled_from(_DTYPES),
+       dims=st.lists(st.integers(-3, 2**40), max_size=5),
+       strings=st.lists(st.binary(max_size=40), max_size=4),
+       ints=st.lists(st.integers(-2**31, 2**31 - 1), max_size=4),
+       content=st.binary(max_size=64),
+       key=st.sampled_from([IMAGES_INPUT, PIXELS_INPUT, EXAMPLES_INPUT, "x"]),
+       name=st.sampled_from(["cifar10", "", "other"]),
+       signature=st.sampled_from(["", DEFAULT_SIGNATURE, PIXELS_SIGNATURE, EXAMPLES_SIGNATURE,
+                                  "nope"]))
+def test_fuzz_predict_requests_get_a_named_status(channel, dtype, dims, strings, ints, content,
+                                                  key, name, signature):
+    proto = tensor_pb2.TensorProto(dtype=dtype, string_val=strings, int_val=ints,
+                                   tensor_content=content if ints == [] else b"")
+    for size in dims:
+        proto.tensor_shape.dim.add().size = size
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    try:
+        stub.Predict(_raw_request(proto, key, name, signature), timeout=60)
+    except grpc.RpcError as error:
+        assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                                grpc.StatusCode.RESOURCE_EXHAUSTED), (error.code(),
+                                                                      error.details())
+        assert error.details()
     assert stub.Predict(_predict_request(png_images(1)), timeout=120).outputs[CLASS_IDS_OUTPUT]

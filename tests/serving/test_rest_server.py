@@ -6,16 +6,28 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import socket
+import struct
+import time
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE, IMAGES_INPUT, IMAGE_KEY,
                                  PIXELS_SIGNATURE, PROBABILITIES_OUTPUT)
+from serving.limits import Limits
+from serving.model_store import ModelStore
+from serving.rest_server import RestApi
 from tests.support.data import png_images
+from tests.support.fuzz import FUZZ
+from tests.support.server_process import SERVED_LIMITS, server_rss_bytes
 
 
 def _call(url: str, body=None, method=None):
@@ -89,7 +101,7 @@ def test_pixels_signature_and_classify_agree_with_the_default_one(model_url):
 
 @pytest.mark.parametrize("path_suffix, body, status, message", [
     (":predict", {"instances": [_b64(b"not an image")]}, 400, "Unknown image file format"),
-    (":predict", "wrong-size", 400, "not compatible with expected shape [32,32,3]"),
+    (":predict", "wrong-size", 400, "image 0 is 64x64 pixels"),
     (":predict", {"instances": []}, 400, "\"instances\" is empty"),
     (":predict", b"{\"instances\": [", 400, "not valid JSON"),
     (":predict", {"instances": ["x"], "inputs": ["x"]}, 400, "exactly one of"),
@@ -130,3 +142,183 @@ def test_a_body_over_the_size_limit_is_refused_with_413(served, model_url):
     assert status == 413 and "over the limit" in body["error"]
     good_status, _ = _call(f"{model_url}:predict", {"instances": [_b64(png_images(1)[0])]})
     assert good_status == 200
+
+
+def _raw(served, payload: bytes, timeout: float = 15.0):
+    """Sends raw bytes to the REST port; returns (status, JSON body), or (None, None)
+    when the server closed the connection without an answer. Raises on a hang."""
+    host, port = served.rest_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(payload)
+        received = b""
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = re.search(rb"Content-Length: (\d+)", head)
+            if length and len(body) >= int(length[1]):
+                break
+    if not received:
+        return None, None
+    head, _, body = received.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    return status, json.loads(body)
+
+
+def _still_serving(model_url):
+    status, body = _call(f"{model_url}:predict", {"instances": [_b64(png_images(1)[0])]})
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_a_deeply_nested_body_is_refused_with_the_json_error(served, model_url):
+    """100,000 levels, 200 kB: the handler used to die on RecursionError, answering
+    nothing. 33 levels is one over the limit."""
+    for depth, expected in ((100_000, "deeper than the limit of 32"),
+                            (33, "nests 33 levels deep, over the limit of 32")):
+        nested = b"{\"instances\": " + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        status, body = _call(f"{model_url}:predict", nested)
+        assert status == 400 and expected in body["error"]
+    _still_serving(model_url)
+
+
+@pytest.mark.parametrize("payload, status, message", [
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n", 400, "Bad Request"),
+    (b"BREW /v1/models/cifar10 HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "URI Too Long"),
+    (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400,
+     "is not a non-negative integer"),
+    (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400,
+     "is not a non-negative integer"),
+    (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411,
+     "Content-Length header is required"),
+])
+def test_malformed_http_gets_the_json_error_shape(served, model_url, payload, status, message):
+    got_status, body = _raw(served, payload)
+    assert got_status == status and message in body["error"]
+    _still_serving(model_url)
+
+
+def test_a_body_shorter_than_announced_gets_408_within_the_timeout(served, model_url):
+    started = time.monotonic()
+    status, body = _raw(served, b"POST /v1/models/cifar10:predict HTTP/1.1\r\n"
+                                b"Content-Length: 1000\r\n\r\n{\"instances\": [")
+    assert status == 408 and "announced 1000 bytes; 15 arrived" in body["error"]
+    assert time.monotonic() - started < SERVED_LIMITS["read_timeout_s"] + 5
+    _still_serving(model_url)
+
+
+def test_connections_over_the_limit_get_503_and_a_silent_one_is_closed(served, model_url):
+    host, port = served.rest_url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=15)
+            for _ in range(SERVED_LIMITS["max_connections"])]
+    try:
+        time.sleep(0.5)
+        status, body = _raw(served, b"GET /v1/models/cifar10 HTTP/1.1\r\n\r\n")
+        assert status == 503 and "its limit" in body["error"]
+        # A client that sends nothing is closed after the read timeout: no stuck thread.
+        started = time.monotonic()
+        assert idle[0].recv(1) == b""
+        assert time.monotonic() - started < SERVED_LIMITS["read_timeout_s"] + 5
+    finally:
+        for connection in idle:
+            connection.close()
+    time.sleep(0.5)
+    _still_serving(model_url)
+
+
+def test_a_batch_over_the_limit_is_refused_before_the_model_runs(model_url):
+    images = [_b64(png_images(1)[0])] * (SERVED_LIMITS["max_batch_size"] + 1)
+    status, body = _call(f"{model_url}:predict", {"instances": images})
+    assert status == 400 and "33 instances, over the limit of 32" in body["error"]
+    _still_serving(model_url)
+
+
+def test_a_huge_declared_image_is_refused_from_its_header(served, model_url):
+    """The 20000x20000 PNG of the security review: answered at once, naming the size,
+    and the server's memory does not grow by the 1.2 GB decoding would take."""
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    header = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+              + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)))
+    before = server_rss_bytes(served)
+    started = time.monotonic()
+    status, body = _call(f"{model_url}:predict",
+                         {"instances": [_b64(header + b"\0" * 1_000_000)]})
+    assert status == 400 and "image 0 is 20000x20000 pixels" in body["error"]
+    assert time.monotonic() - started < 5
+    assert server_rss_bytes(served) - before < 100 * 2**20
+
+
+@FUZZ
+@given(payload=st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda method, path, headers, body: method + b" " + path + b" HTTP/1.1\r\n"
+              + headers + b"\r\n" + body,
+              st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"OPTIONS", b"\x00"]),
+              st.sampled_from([b"/v1/models/cifar10", b"/v1/models/cifar10:predict",
+                               b"/v1/models/cifar10/versions/1:classify", b"/", b"*",
+                               b"/v1/models/cifar10/labels/x/metadata"]),
+              st.binary(max_size=80), st.binary(max_size=200))))
+def test_fuzz_raw_requests_over_a_socket_get_json_answers(served, model_url, payload):
+    """Whatever bytes arrive (ended by a blank line), the answer is an HTTP status with
+    the JSON error shape, or the connection is closed; never a hang, never a 500; and
+    the next good request is served."""
+    started = time.monotonic()
+    try:
+        status, body = _raw(served, payload + b"\r\n\r\n",
+                            timeout=SERVED_LIMITS["read_timeout_s"] + 5)
+    except socket.timeout:
+        pytest.fail(f"no answer and no close within the read timeout for {payload!r}")
+    if status is not None:
+        assert status < 500 or status in (501, 503), (status, body)
+        assert isinstance(body, dict) and (status == 200 or set(body) == {"error"})
+    assert time.monotonic() - started < SERVED_LIMITS["read_timeout_s"] + 5
+    _still_serving(model_url)
+
+
+def test_memory_stays_bounded_after_the_fuzzing(served):
+    """After every limit and fuzz test above, the server's resident memory stays under
+    a stated bound (docs/ARCHITECTURE.md: one loaded version and a full batch)."""
+    assert server_rss_bytes(served) < 1.5 * 2**30
+
+
+@pytest.fixture(scope="module")
+def rest_api(pushed_model):
+    """The REST dispatcher in this process, over its own store of the smoke run's model."""
+    store = ModelStore("cifar10", pushed_model[0], log=lambda message: None)
+    store.poll_once()
+    return RestApi(store, Limits(max_batch_size=SERVED_LIMITS["max_batch_size"]))
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                     | st.text(max_size=8) | st.builds(lambda raw: {"b64": raw},
+                                                        st.text(max_size=12)),
+                     lambda children: st.lists(children, max_size=4)
+                     | st.dictionaries(st.text(max_size=8), children, max_size=4),
+                     max_leaves=30)
+_BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda value: json.dumps(value).encode(), _JSON),
+    st.builds(lambda key, value, signature: json.dumps(
+        {key: value, "signature_name": signature}).encode(),
+        st.sampled_from(["instances", "inputs", "examples", "context"]), _JSON,
+        st.sampled_from(["", DEFAULT_SIGNATURE, PIXELS_SIGNATURE, EXAMPLES_SIGNATURE, "x"])))
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST"]),
+       path=st.one_of(st.sampled_from([
+           "/v1/models/cifar10", "/v1/models/cifar10:predict", "/v1/models/cifar10:classify",
+           "/v1/models/cifar10:regress", "/v1/models/cifar10/metadata",
+           "/v1/models/cifar10/versions/1:predict", "/v1/models/cifar10/labels/a:predict"]),
+           st.text(max_size=40)),
+       body=_BODIES)
+def test_fuzz_the_rest_dispatcher_answers_with_a_named_status(rest_api, method, path, body):
+    status, answer = rest_api.handle(method, path, body)
+    assert status in (200, 400, 404, 413), (status, answer)
+    json.dumps(answer)  # what the server writes back
+    assert status == 200 or (set(answer) == {"error"} and answer["error"])

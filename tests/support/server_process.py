@@ -11,6 +11,9 @@ import time
 
 from tests.support.data import REPO_ROOT
 
+# The limits the shared test server runs with: small, so that tests reach them fast.
+SERVED_LIMITS = {"read_timeout_s": 3, "max_connections": 8, "max_batch_size": 32}
+
 
 class EmbeddedServerProcess:
 
@@ -54,3 +57,12 @@ class EmbeddedServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait()
+
+
+def server_rss_bytes(server: EmbeddedServerProcess) -> int:
+    """The server process's resident memory, from /proc."""
+    with open(f"/proc/{server.process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {server.process.pid}")

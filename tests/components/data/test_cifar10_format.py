@@ -8,10 +8,13 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from components.data import cifar10_format
 from components.data.cifar10_format import Cifar10DataError
 from tests.support.data import SHARED_SAMPLE, random_batch, sample_available
+from tests.support.fuzz import FUZZ, mutated
 
 
 def _planar_rows(images: np.ndarray) -> np.ndarray:
@@ -134,3 +137,58 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     path = _write(tmp_path, "data_batch_1", pickle.dumps(RunsCode(), protocol=2))
     with pytest.raises(Cifar10DataError, match="refusing to load"):
         cifar10_format.read_batch(path)
+
+
+def _small_real_batch(count: int = 12) -> tuple:
+    """The first images of the real sample (or synthetic ones), as (images, labels)."""
+    if sample_available():
+        batch = cifar10_format.read_batch(
+            os.path.join(SHARED_SAMPLE, "cifar-10-batches-bin", "data_batch_1.bin"), count)
+        return batch.images, batch.labels
+    return random_batch(count, seed=3)
+
+
+def _official_bytes(tmp_dir: str, name: str) -> bytes:
+    images, labels = _small_real_batch()
+    path = os.path.join(tmp_dir, name)
+    cifar10_format.write_batch(path, images, labels)
+    with open(path, "rb") as batch_file:
+        return batch_file.read()
+
+
+@pytest.fixture(scope="module")
+def official_files(tmp_path_factory) -> dict:
+    tmp_dir = str(tmp_path_factory.mktemp("official"))
+    return {name: _official_bytes(tmp_dir, name) for name in ("data_batch_1", "data_batch_1.bin")}
+
+
+def _read_or_refuse(name: str, content: bytes) -> None:
+    """The outcome every reader must have: a valid batch, or Cifar10DataError naming
+    the file. Anything else (another exception) fails the test."""
+    try:
+        batch = cifar10_format.parse_batch(name, content)
+    except Cifar10DataError as error:
+        assert name in str(error)
+        return
+    assert batch.images.dtype == np.uint8 and batch.images.shape[1:] == (32, 32, 3)
+    assert batch.labels.dtype == np.int64 and len(batch.labels) == len(batch.images)
+    assert ((batch.labels >= 0) & (batch.labels < 10)).all()
+
+
+@FUZZ
+@given(data=st.data())
+@example(data=None)  # the unmutated files themselves
+def test_fuzz_mutated_batch_files_are_read_or_refused_by_name(official_files, data):
+    for name, original in official_files.items():
+        _read_or_refuse(name, original if data is None else data.draw(mutated(original)))
+
+
+@FUZZ
+@given(labels=st.lists(st.one_of(st.integers(-2**70, 2**70), st.floats(), st.text(max_size=3),
+                                 st.none(), st.lists(st.integers(0, 9), max_size=2)),
+                       min_size=2, max_size=2))
+@example(labels=["a", "b"])  # found by the fuzzer: np.asarray raised ValueError
+@example(labels=[2**70, 1])  # found by the fuzzer: OverflowError
+@example(labels=[[1, 2], 3])  # ragged
+def test_fuzz_odd_labels_in_a_pickle_are_refused_by_name(labels):
+    _read_or_refuse("data_batch_1", _pickled(np.zeros((2, 3072), np.uint8), labels))

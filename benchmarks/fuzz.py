@@ -1,0 +1,52 @@
+"""The long fuzz run: every fuzz test of the suite with many more inputs per target and
+fresh random ones (the suite's own runs are short and derandomised).
+
+Usage: python benchmarks/fuzz.py [--examples N] [-k EXPR]
+Targets (tests named `test_fuzz_*`): the CIFAR-10 readers on mutated real batch files
+and odd labels, the tar extractor on mutated archives, the exported graph's image
+header check, the REST dispatcher in-process, raw requests over a real socket, and the
+gRPC servicer. Prints, per target, the inputs tried and the outcome; a failing input
+is printed by hypothesis, to be kept as an @example beside its test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=2000, help="inputs per target")
+    parser.add_argument("-k", dest="select", default="fuzz", help="pytest -k expression")
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", args.select,
+         "--hypothesis-show-statistics", "-W", "ignore"],
+        cwd=REPO_ROOT, env={**os.environ, "FUZZ_EXAMPLES": str(args.examples)},
+        capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    print(output[-20000:])
+    print("Per target:")
+    for target, block in re.findall(r"(tests/\S+::test_fuzz_\S+):\n(.*?)(?=\n\S|\Z)", output,
+                                    re.S):
+        passing = re.search(r"(\d+) passing examples", block)
+        failing = re.search(r"(\d+) failing examples", block)
+        invalid = re.search(r"(\d+) invalid examples", block)
+        print(f"  {target.split('::')[1]}: {passing[1] if passing else '?'} passing, "
+              f"{failing[1] if failing else 0} failing, {invalid[1] if invalid else 0} "
+              f"invalid inputs")
+    print(f"Whole run: {time.monotonic() - started:.0f} s, pytest exit status "
+          f"{result.returncode}")
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

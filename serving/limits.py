@@ -1,0 +1,37 @@
+"""What one request, one connection and one client may cost the embedded server.
+
+Every limit is answered with TF Serving's error shape and a status that names it, and
+the server goes on serving:
+- a body over `max_request_bytes`: REST 413, gRPC RESOURCE_EXHAUSTED (gRPC's own
+  message limit is set to the same number);
+- JSON nested deeper than `max_json_depth`: 400 (the deepest legal request, pixels in
+  row format, is 5 levels);
+- more than `max_batch_size` instances in one request: 400 / INVALID_ARGUMENT. With
+  the header check in the exported graph (`components.image_header`), this bounds what
+  a request can make the model allocate (docs/ARCHITECTURE.md gives the figure);
+- a client that sends nothing for `read_timeout_s`, or not the whole body it announced
+  within that time: 408 and the connection closed;
+- more than `max_connections` REST connections at once: 503 for the next one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 32
+    max_batch_size: int = 256
+    read_timeout_s: float = 30.0
+    max_connections: int = 64
+    grpc_workers: int = 16
+
+    def check(self) -> None:
+        for name in ("max_request_bytes", "max_json_depth", "max_batch_size",
+                     "max_connections", "grpc_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.read_timeout_s <= 0:
+            raise ValueError(f"read_timeout_s must be > 0, got {self.read_timeout_s}")
