@@ -1,7 +1,8 @@
 """What one request can make the embedded server allocate: its peak resident memory
 (VmHWM) after loading the model, then after one predict request of each batch size,
-up to the default `--max-batch-size`, and after a request that declares a 20000x20000
-image (refused from its header).
+up to the default `--max-batch-size`, after twice as many concurrent full batches as
+there are inference slots, and after a request that declares a 20000x20000 image
+(refused from its header).
 
 Usage: python benchmarks/request_memory.py --model-base-path outputs/serving_model/cifar10
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import json
 import os
 import platform
@@ -64,15 +66,26 @@ def main() -> None:
         status = predict(url, [huge])
         rows.append(("20000x20000 PNG declared (refused)", status,
                      peak_rss_mib(server.process.pid)))
-        for batch in (1, 32, 64, 128, Limits.max_batch_size):
+        for batch in (1, 16, 32, Limits.max_batch_size):
             status = predict(url, [png[i % len(png)] for i in range(batch)])
             rows.append((f"predict, batch {batch}", status, peak_rss_mib(server.process.pid)))
+        # Twice as many clients as inference slots, each with a full batch: the others
+        # wait for a slot, so the peak is the slots' worth.
+        clients = 2 * Limits.max_concurrent_inferences
+        full = [png[i % len(png)] for i in range(Limits.max_batch_size)]
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            statuses = set(pool.map(lambda _: predict(url, full), range(clients)))
+        rows.append((f"{clients} concurrent predicts, batch {Limits.max_batch_size}",
+                     ",".join(map(str, sorted(statuses))), peak_rss_mib(server.process.pid)))
+        status = predict(url, full + [png[0]])
+        rows.append((f"predict, batch {Limits.max_batch_size + 1} (refused)", status,
+                     peak_rss_mib(server.process.pid)))
     finally:
         server.stop()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print(f"{'after':<40}{'status':>8}{'peak RSS MiB':>14}{'vs loaded':>11}")
+    print(f"{'after':<44}{'status':>8}{'peak RSS MiB':>14}{'vs loaded':>11}")
     for label, status, peak in rows:
-        print(f"{label:<40}{status or '':>8}{peak:>14.0f}{peak - rows[0][2]:>+11.0f}")
+        print(f"{label:<44}{status or '':>8}{peak:>14.0f}{peak - rows[0][2]:>+11.0f}")
     print(json.dumps({label: {"status": status, "peak_rss_mib": round(peak)}
                       for label, status, peak in rows}))
 

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="larger requests are refused (REST 413, gRPC RESOURCE_EXHAUSTED)")
     serve.add_argument("--max-batch-size", type=int, default=Limits.max_batch_size,
                        help="instances per request, beyond which it is refused (embedded)")
+    serve.add_argument("--max-concurrent-inferences", type=int,
+                       default=Limits.max_concurrent_inferences,
+                       help="requests running the model at once; others wait (embedded)")
     serve.add_argument("--read-timeout-seconds", type=float, default=Limits.read_timeout_s,
                        help="a REST client silent this long, or not done sending its body "
                             "by then, gets 408 (embedded)")
@@ -69,6 +72,7 @@ def _serve(args) -> int:
         num_versions=args.num_versions, file_system_poll_seconds=args.poll_seconds,
         limits=Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
                       max_batch_size=args.max_batch_size,
+                      max_concurrent_inferences=args.max_concurrent_inferences,
                       read_timeout_s=args.read_timeout_seconds,
                       max_connections=args.max_connections))
     try:

@@ -4,7 +4,9 @@ PredictionService.Predict / Classify / GetModelMetadata and ModelService.GetMode
 
 from __future__ import annotations
 
+import threading
 from concurrent import futures
+from typing import Optional
 
 import grpc
 import tensorflow as tf
@@ -87,9 +89,11 @@ def _aborts_on_serving_error(method):
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
-    def __init__(self, store: ModelStore, limits: Limits):
+    def __init__(self, store: ModelStore, limits: Limits,
+                 slots: Optional[threading.Semaphore] = None):
         self.store = store
         self.limits = limits
+        self.slots = slots or limits.inference_slots()
 
     @_aborts_on_serving_error
     def Predict(self, request, context):  # noqa: N802 (the proto's method names)
@@ -101,7 +105,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                   if key in specs else None for key, proto in request.inputs.items()}
         signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
                                                 inputs, list(request.output_filter),
-                                                max_batch_size=self.limits.max_batch_size)
+                                                max_batch_size=self.limits.max_batch_size,
+                                                slots=self.slots)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
@@ -130,7 +135,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid("ClassificationRequest.input holds no examples")
         results = inference.classify(loaded, [e.SerializeToString() for e in examples],
                                      request.model_spec.signature_name or None,
-                                     max_batch_size=self.limits.max_batch_size)
+                                     max_batch_size=self.limits.max_batch_size,
+                                     slots=self.slots)
         response = classification_pb2.ClassificationResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
@@ -177,7 +183,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start(store: ModelStore, host: str, port: int, limits: Limits = Limits()) -> tuple:
+def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
+          slots: Optional[threading.Semaphore] = None) -> tuple:
     """Starts the gRPC server; returns (server, bound port). Messages over
     `limits.max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED, the
     same limit as REST's."""
@@ -187,7 +194,7 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits()) ->
                              ("grpc.max_send_message_length", limits.max_request_bytes),
                          ])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store, limits), server)
+        PredictionService(store, limits, slots), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
     bound_port = server.add_insecure_port(f"{host}:{port}")
     if bound_port == 0:

@@ -7,7 +7,9 @@ image that is not 32x32) comes back as INVALID_ARGUMENT with TensorFlow's messag
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -65,10 +67,11 @@ def _root_cause(message: str) -> str:
 
 
 def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
-        output_filter: Sequence[str] = (), max_batch_size: Optional[int] = None
-        ) -> Tuple[str, Dict[str, np.ndarray]]:
+        output_filter: Sequence[str] = (), max_batch_size: Optional[int] = None,
+        slots: Optional[threading.Semaphore] = None) -> Tuple[str, Dict[str, np.ndarray]]:
     """Runs a signature; returns its name and the outputs as numpy arrays. A batch over
-    `max_batch_size` instances is refused before the model runs."""
+    `max_batch_size` instances is refused before the model runs; with `slots`, the model
+    runs only while holding one (the others wait)."""
     name, function = signature(loaded, signature_name)
     specs = input_specs(function)
     missing = sorted(set(specs) - set(inputs))
@@ -86,7 +89,8 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
         raise invalid(f"the batch holds {max(batch_sizes)} instances, over the limit of "
                       f"{max_batch_size} per request")
     try:
-        outputs = function(**tensors)
+        with slots or contextlib.nullcontext():
+            outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError) as error:
         raise invalid(f"signature {name!r} rejected the input: "
                       f"{_root_cause(getattr(error, 'message', str(error)))}") from None
@@ -100,8 +104,8 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
 
 
 def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
-             signature_name: Optional[str] = None,
-             max_batch_size: Optional[int] = None) -> List[List[Tuple[str, float]]]:
+             signature_name: Optional[str] = None, max_batch_size: Optional[int] = None,
+             slots: Optional[threading.Semaphore] = None) -> List[List[Tuple[str, float]]]:
     """Per example, (class name, probability) for every class, through the model's
     tf.Example signature: the Classify API of a model exported with predict
     signatures. The probabilities are in the contract's class order."""
@@ -109,7 +113,7 @@ def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
     _, function = signature(loaded, name)
     (input_name,) = input_specs(function)
     _, outputs = run(loaded, name, {input_name: serialized_examples},
-                     max_batch_size=max_batch_size)
+                     max_batch_size=max_batch_size, slots=slots)
     if PROBABILITIES_OUTPUT not in outputs:
         raise invalid(f"signature {name!r} has no {PROBABILITIES_OUTPUT!r} output to "
                       f"classify with")

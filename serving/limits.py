@@ -8,7 +8,9 @@ the server goes on serving:
   row format, is 5 levels);
 - more than `max_batch_size` instances in one request: 400 / INVALID_ARGUMENT. With
   the header check in the exported graph (`components.image_header`), this bounds what
-  a request can make the model allocate (docs/ARCHITECTURE.md gives the figure);
+  a request can make the model allocate (docs/BENCHMARKS.md gives the figure), and at
+  most `max_concurrent_inferences` requests run the model at once (others wait), so
+  the model's memory is bounded across clients too;
 - a client that sends nothing for `read_timeout_s`, or not the whole body it announced
   within that time: 408 and the connection closed;
 - more than `max_connections` REST connections at once: 503 for the next one.
@@ -17,21 +19,28 @@ the server goes on serving:
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_request_bytes: int = 8 * 1024 * 1024
     max_json_depth: int = 32
-    max_batch_size: int = 256
+    max_batch_size: int = 64
+    max_concurrent_inferences: int = 4
     read_timeout_s: float = 30.0
     max_connections: int = 64
     grpc_workers: int = 16
 
     def check(self) -> None:
         for name in ("max_request_bytes", "max_json_depth", "max_batch_size",
-                     "max_connections", "grpc_workers"):
+                     "max_concurrent_inferences", "max_connections", "grpc_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.read_timeout_s <= 0:
             raise ValueError(f"read_timeout_s must be > 0, got {self.read_timeout_s}")
+
+    def inference_slots(self) -> threading.BoundedSemaphore:
+        """What REST and gRPC share so that at most max_concurrent_inferences requests
+        run the model at once."""
+        return threading.BoundedSemaphore(self.max_concurrent_inferences)

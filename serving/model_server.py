@@ -180,9 +180,11 @@ def run_embedded(settings: ServerSettings) -> int:
     if not ready_versions(store.base_path):
         log(f"No version of {settings.model_name} in {settings.model_base_path} yet; "
             f"waiting for one (a <integer>/saved_model.pb)")
-    rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits)
+    # One set of inference slots for both APIs: the model's memory is bounded across them.
+    slots = settings.limits.inference_slots()
+    rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots)
     grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
-                                        settings.limits)
+                                        settings.limits, slots)
     log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")

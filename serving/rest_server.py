@@ -150,9 +150,11 @@ def parse_json_body(body: Optional[bytes], max_depth: int) -> dict:
 class RestApi:
     """Request handling, independent of the HTTP server it runs in."""
 
-    def __init__(self, store: ModelStore, limits: Limits = Limits()):
+    def __init__(self, store: ModelStore, limits: Limits = Limits(),
+                 slots: Optional[threading.Semaphore] = None):
         self.store = store
         self.limits = limits
+        self.slots = slots or limits.inference_slots()
 
     def handle(self, method: str, path: str, body: Optional[bytes]) -> tuple:
         """Returns (HTTP status, JSON-able response)."""
@@ -211,7 +213,7 @@ class RestApi:
         input_names = sorted(inference.input_specs(function))
         request_format, inputs = _predict_inputs(request, input_names)
         _, outputs = inference.run(loaded, signature_name, inputs,
-                                   max_batch_size=self.limits.max_batch_size)
+                                   max_batch_size=self.limits.max_batch_size, slots=self.slots)
         if request_format == "columnar":
             if len(outputs) == 1:
                 (name, value), = outputs.items()
@@ -239,10 +241,9 @@ class RestApi:
                               f"both the context and an example")
             serialized.append(_example_from_json({**context, **example}
                                                  if isinstance(example, dict) else example))
-        if len(serialized) > self.limits.max_batch_size:
-            raise invalid(f"{len(serialized)} examples, over the limit of "
-                          f"{self.limits.max_batch_size} per request")
-        results = inference.classify(loaded, serialized, request.get("signature_name"))
+        results = inference.classify(loaded, serialized, request.get("signature_name"),
+                                     max_batch_size=self.limits.max_batch_size,
+                                     slots=self.slots)
         return {"result": [[[label, score] for label, score in scores]
                            for scores in results]}
 
@@ -383,9 +384,11 @@ class _BoundedServer(ThreadingHTTPServer):
               f"{sys.exc_info()[1]!r}"[:300], flush=True)
 
 
-def start(store: ModelStore, host: str, port: int, limits: Limits = Limits()) -> ThreadingHTTPServer:
-    """Starts serving in a background thread; returns the server (`.server_port`)."""
-    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits),
+def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
+          slots: Optional[threading.Semaphore] = None) -> ThreadingHTTPServer:
+    """Starts serving in a background thread; returns the server (`.server_port`).
+    `slots`: shared with the gRPC server (see Limits.inference_slots)."""
+    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits, slots),
                                                 "limits": limits})
     server = _BoundedServer((host, port), handler, limits)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()
