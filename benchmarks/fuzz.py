@@ -28,12 +28,17 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", args.select,
-         "--hypothesis-show-statistics", "-W", "ignore"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:logging", "-q",
+         "-k", args.select, "--hypothesis-show-statistics", "-W", "ignore", "--tb=short"],
         cwd=REPO_ROOT, env={**os.environ, "FUZZ_EXAMPLES": str(args.examples)},
         capture_output=True, text=True)
     output = result.stdout + result.stderr
-    print(output[-20000:])
+    # Failures (with hypothesis's falsifying input), then its statistics.
+    failures = output.find("= FAILURES =")
+    statistics = output.find("Hypothesis Statistics")
+    if failures >= 0:
+        print(output[failures:statistics if statistics > failures else None][-20000:])
+    print(output[statistics:] if statistics >= 0 else output[-5000:])
     print("Per target:")
     for target, block in re.findall(r"(tests/\S+::test_fuzz_\S+):\n(.*?)(?=\n\S|\Z)", output,
                                     re.S):

@@ -29,6 +29,12 @@ _VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val",
                  "uint64_val")
 
 
+def _dtype_name(dtype: int) -> str:
+    # The enum is open: a client can send a number no DataType has.
+    return (types_pb2.DataType.Name(dtype) if dtype in types_pb2.DataType.values()
+            else f"an unknown dtype ({dtype})")
+
+
 def _model(model_spec) -> tuple:
     """(model name, requested version or None) of a request's model_spec."""
     if not model_spec.name:
@@ -45,8 +51,8 @@ def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int):
     exactly that many values. (make_ndarray alone would fill a huge declared shape from
     one value, or from none.)"""
     if proto.dtype != spec.dtype.as_datatype_enum:
-        raise invalid(f"input {name!r}: dtype {types_pb2.DataType.Name(proto.dtype)}, but "
-                      f"the signature takes {types_pb2.DataType.Name(spec.dtype.as_datatype_enum)}")
+        raise invalid(f"input {name!r}: dtype {_dtype_name(proto.dtype)}, but the signature "
+                      f"takes {_dtype_name(spec.dtype.as_datatype_enum)}")
     if proto.tensor_shape.unknown_rank:
         raise invalid(f"input {name!r}: the tensor's shape is unknown")
     dims = [dim.size for dim in proto.tensor_shape.dim]

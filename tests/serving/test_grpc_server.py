@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
@@ -177,6 +177,9 @@ _DTYPES = [types_pb2.DT_STRING, types_pb2.DT_UINT8, types_pb2.DT_FLOAT, types_pb
        name=st.sampled_from(["cifar10", "", "other"]),
        signature=st.sampled_from(["", DEFAULT_SIGNATURE, PIXELS_SIGNATURE, EXAMPLES_SIGNATURE,
                                   "nope"]))
+# Found by the long fuzz run: an enum value no DataType has failed naming the dtype.
+@example(dtype=999, dims=[], strings=[], ints=[], content=b"", key=IMAGES_INPUT,
+         name="cifar10", signature="")
 def test_fuzz_predict_requests_get_a_named_status(channel, dtype, dims, strings, ints, content,
                                                   key, name, signature):
     proto = tensor_pb2.TensorProto(dtype=dtype, string_val=strings, int_val=ints,
