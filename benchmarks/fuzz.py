@@ -42,12 +42,10 @@ def main() -> int:
     print("Per target:")
     for target, block in re.findall(r"(tests/\S+::test_fuzz_\S+):\n(.*?)(?=\n\S|\Z)", output,
                                     re.S):
-        passing = re.search(r"(\d+) passing examples", block)
-        failing = re.search(r"(\d+) failing examples", block)
-        invalid = re.search(r"(\d+) invalid examples", block)
-        print(f"  {target.split('::')[1]}: {passing[1] if passing else '?'} passing, "
-              f"{failing[1] if failing else 0} failing, {invalid[1] if invalid else 0} "
-              f"invalid inputs")
+        counts = re.search(r"(\d+) passing, (\d+) failing, and (\d+) invalid", block)
+        passing, failing, invalid = counts.groups() if counts else ("?", "?", "?")
+        print(f"  {target.split('::')[1]}: {passing} passing, {failing} failing, {invalid} "
+              f"invalid (rejected by the strategy) inputs")
     print(f"Whole run: {time.monotonic() - started:.0f} s, pytest exit status "
           f"{result.returncode}")
     return result.returncode

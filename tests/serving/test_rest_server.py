@@ -165,9 +165,11 @@ def _raw(served, payload: bytes, timeout: float = 15.0):
                 break
     if not received:
         return None, None
+    # The first answer only: pipelined requests in the payload get one answer each.
     head, _, body = received.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1])
-    return status, json.loads(body)
+    length = re.search(rb"Content-Length: (\d+)", head)
+    return status, json.loads(body[:int(length[1])] if length else body)
 
 
 def _still_serving(model_url):
