@@ -2,7 +2,7 @@
 
 Signatures (names in `components.contract`; each returns `class_ids` int64 [N],
 `class_names` string [N] and `probabilities` float32 [N, 10]):
-- `serving_default`: `images`, string [N]: encoded PNG or JPEG (BMP, GIF too), 32x32.
+- `serving_default`: `images`, string [N]: encoded PNG or JPEG (BMP too), 32x32.
 - `serving_examples`: `examples`, string [N]: serialized tf.Examples with the training
   data's `image` feature (what TFMA and InfraValidator call).
 - `serving_pixels`: `pixels`, uint8 [N, 32, 32, 3]: HWC RGB pixel arrays.

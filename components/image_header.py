@@ -3,7 +3,8 @@ the exported graph, so that a wrong-sized image is refused before decoding alloc
 it (TF Serving runs the same graph, so it refuses it too).
 
 A PNG declaring 20000x20000 pixels in 1 MB would otherwise be decoded in full (1.2 GB)
-and only then rejected. The header fields read: PNG IHDR (big-endian width, height at
+and only then rejected. GIF is refused outright: giflib decodes every frame at the
+size its own descriptor declares, whatever the logical screen says. The header fields read: PNG IHDR (big-endian width, height at
 bytes 16 and 20), JPEG SOF (`tf.io.extract_jpeg_shape`, which reads markers only), GIF
 logical screen (little-endian at bytes 6 and 8), BMP info header (little-endian int32
 at bytes 18 and 22; a negative height means top-down rows). The formats are told apart
@@ -17,6 +18,8 @@ import tensorflow as tf
 from components.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 
 UNKNOWN_FORMAT = "Unknown image file format. One of JPEG, PNG, GIF, BMP required."
+GIF_REFUSED = ("GIF is not accepted: its frames are decoded at the sizes they declare "
+               "before any check can run; send PNG, JPEG or BMP")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _GIF_MAGIC = b"GIF8"
@@ -80,7 +83,10 @@ def checked(encoded_images: tf.Tensor) -> tf.Tensor:
     unknown = tf.equal(sizes[:, 0], 0)
     wrong_size = tf.logical_or(tf.not_equal(sizes[:, 1], IMAGE_HEIGHT),
                                tf.not_equal(sizes[:, 2], IMAGE_WIDTH))
-    bad = tf.logical_or(unknown, wrong_size)
+    # giflib reads every frame, each at the size its own descriptor declares, before
+    # TensorFlow sees the image: a GIF's header cannot bound what decoding it costs.
+    gif = tf.equal(sizes[:, 0], 3)
+    bad = tf.logical_or(tf.logical_or(unknown, gif), wrong_size)
 
     def first(flags):
         return tf.argmax(tf.cast(flags, tf.int32), output_type=tf.int64)
@@ -93,10 +99,13 @@ def checked(encoded_images: tf.Tensor) -> tf.Tensor:
             f"{IMAGE_WIDTH}x{IMAGE_HEIGHT} images and does not resize", (index, size[2], size[1]))
 
     # Built only when an image is bad (an empty batch has nothing to index).
-    message = tf.cond(
-        tf.reduce_any(unknown),
-        lambda: tf.strings.format("image {}: " + UNKNOWN_FORMAT, first(unknown)),
-        lambda: tf.cond(tf.reduce_any(bad), wrong_size_message, lambda: tf.constant("")))
+    message = tf.case(
+        [(tf.reduce_any(unknown),
+          lambda: tf.strings.format("image {}: " + UNKNOWN_FORMAT, first(unknown))),
+         (tf.reduce_any(gif),
+          lambda: tf.strings.format("image {}: " + GIF_REFUSED, first(gif))),
+         (tf.reduce_any(bad), wrong_size_message)],
+        default=lambda: tf.constant(""), exclusive=False)
     assertion = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])
     with tf.control_dependencies([assertion]):
         return tf.identity(encoded_images)

@@ -45,7 +45,8 @@ def _model(model_spec) -> tuple:
             model_spec.version.value if model_spec.HasField("version") else None)
 
 
-def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int):
+def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int,
+                    max_batch_size: int):
     """A TensorProto as a numpy array, after checking what it declares against what it
     holds: the signature's dtype, a known shape of at most `max_elements` elements, and
     exactly that many values. (make_ndarray alone would fill a huge declared shape from
@@ -58,6 +59,9 @@ def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int):
     dims = [dim.size for dim in proto.tensor_shape.dim]
     if any(size < 0 for size in dims):
         raise invalid(f"input {name!r}: shape {dims} has a negative dimension")
+    if dims and dims[0] > max_batch_size:
+        raise invalid(f"input {name!r}: a batch of {dims[0]}, over the limit of "
+                      f"{max_batch_size} per request")
     elements = 1
     for size in dims:
         elements *= size
@@ -76,7 +80,7 @@ def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int):
                           f"tensor holds {values}")
     try:
         return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise invalid(f"input {name!r}: the TensorProto cannot be read: {error}") from None
 
 
@@ -107,7 +111,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         _, function = inference.signature(loaded, request.model_spec.signature_name)
         specs = inference.input_specs(function)
         # Inputs the signature does not take are named by inference.run.
-        inputs = {key: checked_ndarray(key, proto, specs[key], self.limits.max_request_bytes)
+        inputs = {key: checked_ndarray(key, proto, specs[key], self.limits.max_request_bytes,
+                                       self.limits.max_batch_size)
                   if key in specs else None for key, proto in request.inputs.items()}
         signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
                                                 inputs, list(request.output_filter),
@@ -129,6 +134,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             examples = list(request.input.example_list.examples)
         elif kind == "example_list_with_context":
             with_context = request.input.example_list_with_context
+            # Counted before the context is copied into each of them.
+            self.limits.check_batch(len(with_context.examples), "examples")
             examples = []
             for example in with_context.examples:
                 merged = tf.train.Example()
@@ -139,6 +146,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid("ClassificationRequest.input holds no examples")
         if not examples:
             raise invalid("ClassificationRequest.input holds no examples")
+        self.limits.check_batch(len(examples), "examples")
         results = inference.classify(loaded, [e.SerializeToString() for e in examples],
                                      request.model_spec.signature_name or None,
                                      max_batch_size=self.limits.max_batch_size,
@@ -194,7 +202,9 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
     """Starts the gRPC server; returns (server, bound port). Messages over
     `limits.max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED, the
     same limit as REST's."""
+    # RPCs past max_connections in flight get RESOURCE_EXHAUSTED instead of queueing.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.grpc_workers),
+                         maximum_concurrent_rpcs=limits.max_connections,
                          options=[
                              ("grpc.max_receive_message_length", limits.max_request_bytes),
                              ("grpc.max_send_message_length", limits.max_request_bytes),

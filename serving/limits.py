@@ -11,8 +11,9 @@ the server goes on serving:
   a request can make the model allocate (docs/BENCHMARKS.md gives the figure), and at
   most `max_concurrent_inferences` requests run the model at once (others wait), so
   the model's memory is bounded across clients too;
-- a client that sends nothing for `read_timeout_s`, or not the whole body it announced
-  within that time: 408 and the connection closed;
+- a client that has not sent a whole request line and headers within `read_timeout_s`
+  is disconnected; one that does not send the whole body it announced within that time
+  gets 408 and is disconnected;
 - more than `max_connections` REST connections at once: 503 for the next one.
 """
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+
+from serving.errors import invalid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,13 @@ class Limits:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.read_timeout_s <= 0:
             raise ValueError(f"read_timeout_s must be > 0, got {self.read_timeout_s}")
+
+    def check_batch(self, count: int, what: str = "instances") -> None:
+        """Refuses a request of more than max_batch_size items, before anything is built
+        from them."""
+        if count > self.max_batch_size:
+            raise invalid(f"the request holds {count} {what}, over the limit of "
+                          f"{self.max_batch_size} per request")
 
     def inference_slots(self) -> threading.BoundedSemaphore:
         """What REST and gRPC share so that at most max_concurrent_inferences requests

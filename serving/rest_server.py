@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -155,6 +156,10 @@ class RestApi:
         self.store = store
         self.limits = limits
         self.slots = slots or limits.inference_slots()
+        # Parsing a JSON body costs tens of times its size in Python objects: at most
+        # this many bodies are parsed and converted at once (the rest wait, holding only
+        # their bytes).
+        self.parse_slots = limits.inference_slots()
 
     def handle(self, method: str, path: str, body: Optional[bytes]) -> tuple:
         """Returns (HTTP status, JSON-able response)."""
@@ -184,11 +189,12 @@ class RestApi:
             return self._metadata(name, version)
         if method == "POST" and suffix in (":predict", ":classify", ":regress"):
             loaded = self.store.get(name, version)
-            request = parse_json_body(body, self.limits.max_json_depth)
-            if suffix == ":predict":
-                return self._predict(loaded, request)
-            if suffix == ":classify":
-                return self._classify(loaded, request)
+            with self.parse_slots:
+                request = parse_json_body(body, self.limits.max_json_depth)
+                if suffix == ":predict":
+                    return self._predict(loaded, request)
+                if suffix == ":classify":
+                    return self._classify(loaded, request)
             raise invalid("this model has no regression signature")
         raise not_found(f"Malformed request: {method} {path}")
 
@@ -212,6 +218,9 @@ class RestApi:
                                                        request.get("signature_name", ""))
         input_names = sorted(inference.input_specs(function))
         request_format, inputs = _predict_inputs(request, input_names)
+        for value in inputs.values():
+            if isinstance(value, list):
+                self.limits.check_batch(len(value))
         _, outputs = inference.run(loaded, signature_name, inputs,
                                    max_batch_size=self.limits.max_batch_size, slots=self.slots)
         if request_format == "columnar":
@@ -231,6 +240,7 @@ class RestApi:
         examples = decode_b64(request.get("examples"))
         if not isinstance(examples, list) or not examples:
             raise invalid("\"examples\" must be a non-empty list of feature objects")
+        self.limits.check_batch(len(examples), "examples")
         context = decode_b64(request.get("context") or {})
         if not isinstance(context, dict):
             raise invalid("\"context\" must be an object of features")
@@ -259,6 +269,47 @@ class _Handler(BaseHTTPRequestHandler):
         self.timeout = self.limits.read_timeout_s
         super().setup()
 
+    def handle_one_request(self):
+        # The socket timeout bounds each read; this bounds the request line and headers
+        # together, so a client sending a byte at a time cannot hold the thread.
+        self._header_deadline = threading.Timer(self.limits.read_timeout_s,
+                                                self._drop_slow_client)
+        self._header_deadline.daemon = True
+        self._header_deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._header_deadline.cancel()
+
+    def _drop_slow_client(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def parse_request(self):
+        parsed = super().parse_request()
+        self._header_deadline.cancel()
+        if parsed and self.request_version == "HTTP/0.9":
+            # "GET <path>" alone: an HTTP/0.9 answer would have no status line.
+            self.send_error(400, "HTTP/0.9 requests are not supported")
+            return False
+        return parsed
+
+    def handle_expect_100(self):
+        """`Expect: 100-continue` with a body over the limit: 413 now, not "continue";
+        only a POST is told to continue (anything else gets its final answer at once)."""
+        if self.command != "POST":
+            return True
+        announced = self.headers.get("Content-Length", "")
+        if announced.strip().isdecimal() and len(announced.strip()) <= 15 and \
+                int(announced) > self.limits.max_request_bytes:
+            self.close_connection = True
+            self._respond(413, {"error": f"the request body is {int(announced)} bytes, over "
+                                         f"the limit of {self.limits.max_request_bytes}"})
+            return False
+        return super().handle_expect_100()
+
     def _respond(self, status: int, payload: dict) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
@@ -283,9 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = "Error"
         self._respond(code, {"error": f"{phrase}: {message}" if message else phrase})
 
-    def _read_body(self, length: int) -> Optional[bytes]:
-        """The body, read within the timeout from the first byte to the last; None (after
-        answering 408) when the client sends less than it announced in time."""
+    def _read_body(self, length: int, keep: bool = True) -> Optional[bytes]:
+        """The body, read within the timeout from the first byte to the last (b"" when
+        not `keep`); None (after answering 408) when the client sends less than it
+        announced in time."""
         deadline = time.monotonic() + self.limits.read_timeout_s
         chunks, remaining = [], length
         try:
@@ -297,7 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = self.rfile.read1(min(remaining, 1 << 20))
                 if not chunk:
                     raise TimeoutError  # the client closed its side early
-                chunks.append(chunk)
+                if keep:
+                    chunks.append(chunk)
                 remaining -= len(chunk)
             self.connection.settimeout(self.limits.read_timeout_s)
         except (TimeoutError, OSError):
@@ -317,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._respond(411, {"error": "a Content-Length header is required"})
             return
-        if not announced.strip().isdigit():
+        if not re.fullmatch(r"[0-9]{1,15}", announced.strip()):
             self.close_connection = True
             self._respond(400, {"error": f"Content-Length {announced[:40]!r} is not a "
                                          f"non-negative integer"})
@@ -326,7 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length > self.limits.max_request_bytes:
             # Read (within the timeout) and dropped, so that the client gets the answer
             # rather than a reset; then the connection is closed.
-            self._read_body(min(length, 2 * self.limits.max_request_bytes))
+            if self._read_body(min(length, 2 * self.limits.max_request_bytes),
+                               keep=False) is None:
+                return  # already answered 408
             self.close_connection = True
             self._respond(413, {"error": f"the request body is {length} bytes, over the "
                                          f"limit of {self.limits.max_request_bytes}"})
@@ -356,11 +411,15 @@ class _BoundedServer(ThreadingHTTPServer):
                                         f"{self._limits.max_connections} connections, its "
                                         f"limit; retry later"}).encode()
             try:
-                request.settimeout(1.0)
+                request.settimeout(0.5)
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
                                 b"Content-Type: application/json\r\n"
                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n"
                                 b"Connection: close\r\n\r\n" + body)
+                # What the client already sent is read (briefly) so that closing does not
+                # reset the connection before the client reads the answer.
+                request.shutdown(socket.SHUT_WR)
+                request.recv(1 << 16)
             except OSError:
                 pass
             self.shutdown_request(request)

@@ -60,6 +60,8 @@ DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "cifar10-tfx
 # The official archives extract to about 180 MB; anything far larger is not CIFAR-10
 # (a decompression bomb would fill the disk).
 MAX_EXTRACTED_BYTES = 1 << 30
+# The official archives hold 8 files (tarfile keeps every member's header in memory).
+MAX_ARCHIVE_MEMBERS = 1000
 
 
 class DownloadError(Cifar10DataError):
@@ -150,12 +152,16 @@ def _safe_members(archive: tarfile.TarFile, archive_path: str):
     """The members to extract: plain files and directories inside the target, and no
     more bytes in all than MAX_EXTRACTED_BYTES (checked from the headers, before a
     member is written)."""
-    total_bytes = 0
+    total_bytes = members = 0
     for member in archive:
         name = os.path.normpath(member.name)
         if name.startswith(("/", "..")) or not (member.isfile() or member.isdir()):
             raise ArchiveError(f"{archive_path}: refusing unsafe archive member "
                                f"{member.name!r}")
+        members += 1
+        if members > MAX_ARCHIVE_MEMBERS:
+            raise ArchiveError(f"{archive_path}: holds more than {MAX_ARCHIVE_MEMBERS} "
+                               f"members, far more than any CIFAR-10 archive; refusing it")
         total_bytes += max(member.size, 0)
         if total_bytes > MAX_EXTRACTED_BYTES:
             raise ArchiveError(f"{archive_path}: expands to more than {MAX_EXTRACTED_BYTES} "
