@@ -133,13 +133,15 @@ def _raw_request(proto, key=IMAGES_INPUT, name="cifar10", signature=""):
 
 
 @pytest.mark.parametrize("request_factory, message", [
-    # Declared shape and content disagree: 1,000,000 strings declared, one sent.
+    # Declared shape and content disagree: 2 strings declared, one sent.
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [2], string_val=[b"x"])),
+     "declares 2 values, the tensor holds 1"),
     (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1_000_000], string_val=[b"x"])),
-     "declares 1000000 values, the tensor holds 1"),
+     "a batch of 1000000, over the limit of 32"),
     (lambda: _raw_request(_tensor(types_pb2.DT_FLOAT, [1], float_val=[1.0])),
      "dtype DT_FLOAT, but the signature takes DT_STRING"),
-    # One uint8 value declared as 10^12 pixels: make_ndarray would fill them all.
-    (lambda: _raw_request(_tensor(types_pb2.DT_UINT8, [10**6, 32, 32, 3], int_val=[7]),
+    # One uint8 value declared as 10^10 pixels: make_ndarray would fill them all.
+    (lambda: _raw_request(_tensor(types_pb2.DT_UINT8, [1, 10**7, 32, 32], int_val=[7]),
                           key=PIXELS_INPUT, signature=PIXELS_SIGNATURE),
      "declares more than"),
     (lambda: _raw_request(_tensor(types_pb2.DT_UINT8, [1, 32, 32, 3],
@@ -150,8 +152,11 @@ def _raw_request(proto, key=IMAGES_INPUT, name="cifar10", signature=""):
      "has a negative dimension"),
     (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1], string_val=[b"x"]), name=""),
      "model_spec.name is empty"),
-    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1], string_val=[b"GIF89a\0\0"])),
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1],
+                                  string_val=[b"\x89PNG\r\n\x1a\n\0\0"])),
      "image 0 is 0x0 pixels"),
+    (lambda: _raw_request(_tensor(types_pb2.DT_STRING, [1], string_val=[b"GIF89a\0\0"])),
+     "image 0: GIF is not accepted"),
 ])
 def test_hostile_tensors_get_invalid_argument_naming_the_problem(channel, request_factory,
                                                                  message):
