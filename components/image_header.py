@@ -3,12 +3,12 @@ the exported graph, so that a wrong-sized image is refused before decoding alloc
 it (TF Serving runs the same graph, so it refuses it too).
 
 A PNG declaring 20000x20000 pixels in 1 MB would otherwise be decoded in full (1.2 GB)
-and only then rejected. GIF is refused outright: giflib decodes every frame at the
-size its own descriptor declares, whatever the logical screen says. The header fields read: PNG IHDR (big-endian width, height at
-bytes 16 and 20), JPEG SOF (`tf.io.extract_jpeg_shape`, which reads markers only), GIF
-logical screen (little-endian at bytes 6 and 8), BMP info header (little-endian int32
-at bytes 18 and 22; a negative height means top-down rows). The formats are told apart
-by the same magic bytes TensorFlow's `decode_image` uses.
+and only then rejected. The header fields read: PNG IHDR (big-endian width, height at
+bytes 16 and 20), JPEG SOF (`tf.io.extract_jpeg_shape`, which reads markers only), BMP
+info header (little-endian int32 at bytes 18 and 22; a negative height means top-down
+rows). GIF is refused outright, whatever its size: giflib decodes every frame at the
+size its own descriptor declares, whatever the logical screen says. The formats are
+told apart by the same magic bytes TensorFlow's `decode_image` uses.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _signed32(header: tf.Tensor, offset: int) -> tf.Tensor:
 
 def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     """int64 [3] for one encoded image (a scalar string): [format, height, width], the
-    format 0 for an unknown one, then 1 PNG, 2 JPEG, 3 GIF, 4 BMP."""
+    format 0 for an unknown one, then 1 PNG, 2 JPEG, 3 GIF (size not read: refused
+    anyway), 4 BMP."""
     header = tf.strings.substr(encoded, 0, _HEADER_BYTES) + b"\0" * _HEADER_BYTES
 
     def starts_with(magic: bytes) -> tf.Tensor:
@@ -59,8 +60,7 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
         return tf.stack([tf.constant(2, tf.int64), shape[0], shape[1]])
 
     def gif():
-        return tf.stack([tf.constant(3, tf.int64), _unsigned(header, 8, 2, False),
-                         _unsigned(header, 6, 2, False)])
+        return tf.constant([3, 0, 0], tf.int64)
 
     def bmp():
         return tf.stack([tf.constant(4, tf.int64), tf.abs(_signed32(header, 22)),

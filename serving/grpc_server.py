@@ -116,8 +116,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                   if key in specs else None for key, proto in request.inputs.items()}
         signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
                                                 inputs, list(request.output_filter),
-                                                max_batch_size=self.limits.max_batch_size,
-                                                slots=self.slots)
+                                                limits=self.limits, slots=self.slots)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
@@ -149,8 +148,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.limits.check_batch(len(examples), "examples")
         results = inference.classify(loaded, [e.SerializeToString() for e in examples],
                                      request.model_spec.signature_name or None,
-                                     max_batch_size=self.limits.max_batch_size,
-                                     slots=self.slots)
+                                     limits=self.limits, slots=self.slots)
         response = classification_pb2.ClassificationResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version

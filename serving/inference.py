@@ -18,6 +18,7 @@ import tensorflow as tf
 from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE,
                                  PROBABILITIES_OUTPUT)
 from serving.errors import invalid
+from serving.limits import Limits
 from serving.model_store import LoadedVersion
 
 
@@ -67,11 +68,11 @@ def _root_cause(message: str) -> str:
 
 
 def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
-        output_filter: Sequence[str] = (), max_batch_size: Optional[int] = None,
+        output_filter: Sequence[str] = (), limits: Optional[Limits] = None,
         slots: Optional[threading.Semaphore] = None) -> Tuple[str, Dict[str, np.ndarray]]:
-    """Runs a signature; returns its name and the outputs as numpy arrays. A batch over
-    `max_batch_size` instances is refused before the model runs; with `slots`, the model
-    runs only while holding one (the others wait)."""
+    """Runs a signature; returns its name and the outputs as numpy arrays. With `limits`,
+    a batch over its max_batch_size is refused before the model runs; with `slots`, the
+    model runs only while holding one (the others wait)."""
     name, function = signature(loaded, signature_name)
     specs = input_specs(function)
     missing = sorted(set(specs) - set(inputs))
@@ -85,9 +86,8 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
     batch_sizes = {int(t.shape[0]) for t in tensors.values() if t.shape.rank}
     if len(batch_sizes) > 1:
         raise invalid(f"inputs have different batch sizes {sorted(batch_sizes)}")
-    if max_batch_size is not None and batch_sizes and max(batch_sizes) > max_batch_size:
-        raise invalid(f"the batch holds {max(batch_sizes)} instances, over the limit of "
-                      f"{max_batch_size} per request")
+    if limits is not None and batch_sizes:
+        limits.check_batch(max(batch_sizes))
     try:
         with slots or contextlib.nullcontext():
             outputs = function(**tensors)
@@ -104,7 +104,7 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
 
 
 def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
-             signature_name: Optional[str] = None, max_batch_size: Optional[int] = None,
+             signature_name: Optional[str] = None, limits: Optional[Limits] = None,
              slots: Optional[threading.Semaphore] = None) -> List[List[Tuple[str, float]]]:
     """Per example, (class name, probability) for every class, through the model's
     tf.Example signature: the Classify API of a model exported with predict
@@ -112,8 +112,8 @@ def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
     name = signature_name or EXAMPLES_SIGNATURE
     _, function = signature(loaded, name)
     (input_name,) = input_specs(function)
-    _, outputs = run(loaded, name, {input_name: serialized_examples},
-                     max_batch_size=max_batch_size, slots=slots)
+    _, outputs = run(loaded, name, {input_name: serialized_examples}, limits=limits,
+                     slots=slots)
     if PROBABILITIES_OUTPUT not in outputs:
         raise invalid(f"signature {name!r} has no {PROBABILITIES_OUTPUT!r} output to "
                       f"classify with")

@@ -140,9 +140,10 @@ def parse_json_body(body: Optional[bytes], max_depth: int) -> dict:
                       f"levels") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid(f"the request body is not valid JSON: {error}") from None
-    if json_depth(request) > max_depth:
-        raise invalid(f"the request body nests {json_depth(request)} levels deep, over the "
-                      f"limit of {max_depth}")
+    depth = json_depth(request)
+    if depth > max_depth:
+        raise invalid(f"the request body nests {depth} levels deep, over the limit of "
+                      f"{max_depth}")
     if not isinstance(request, dict):
         raise invalid("the request body must be a JSON object")
     return request
@@ -221,8 +222,8 @@ class RestApi:
         for value in inputs.values():
             if isinstance(value, list):
                 self.limits.check_batch(len(value))
-        _, outputs = inference.run(loaded, signature_name, inputs,
-                                   max_batch_size=self.limits.max_batch_size, slots=self.slots)
+        _, outputs = inference.run(loaded, signature_name, inputs, limits=self.limits,
+                                   slots=self.slots)
         if request_format == "columnar":
             if len(outputs) == 1:
                 (name, value), = outputs.items()
@@ -252,8 +253,7 @@ class RestApi:
             serialized.append(_example_from_json({**context, **example}
                                                  if isinstance(example, dict) else example))
         results = inference.classify(loaded, serialized, request.get("signature_name"),
-                                     max_batch_size=self.limits.max_batch_size,
-                                     slots=self.slots)
+                                     limits=self.limits, slots=self.slots)
         return {"result": [[[label, score] for label, score in scores]
                            for scores in results]}
 
@@ -301,14 +301,21 @@ class _Handler(BaseHTTPRequestHandler):
         only a POST is told to continue (anything else gets its final answer at once)."""
         if self.command != "POST":
             return True
-        announced = self.headers.get("Content-Length", "")
-        if announced.strip().isdecimal() and len(announced.strip()) <= 15 and \
-                int(announced) > self.limits.max_request_bytes:
-            self.close_connection = True
-            self._respond(413, {"error": f"the request body is {int(announced)} bytes, over "
-                                         f"the limit of {self.limits.max_request_bytes}"})
+        length = self._announced_length()
+        if length is not None and length > self.limits.max_request_bytes:
+            self._refuse_too_large(length)
             return False
         return super().handle_expect_100()
+
+    def _announced_length(self) -> Optional[int]:
+        """Content-Length as a number; None when missing or not 1-15 ASCII digits."""
+        announced = self.headers.get("Content-Length", "").strip()
+        return int(announced) if re.fullmatch(r"[0-9]{1,15}", announced) else None
+
+    def _refuse_too_large(self, length: int) -> None:
+        self.close_connection = True
+        self._respond(413, {"error": f"the request body is {length} bytes, over the "
+                                     f"limit of {self.limits.max_request_bytes}"})
 
     def _respond(self, status: int, payload: dict) -> None:
         body = json.dumps(payload).encode()
@@ -370,21 +377,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._respond(411, {"error": "a Content-Length header is required"})
             return
-        if not re.fullmatch(r"[0-9]{1,15}", announced.strip()):
+        length = self._announced_length()
+        if length is None:
             self.close_connection = True
             self._respond(400, {"error": f"Content-Length {announced[:40]!r} is not a "
                                          f"non-negative integer"})
             return
-        length = int(announced)
         if length > self.limits.max_request_bytes:
             # Read (within the timeout) and dropped, so that the client gets the answer
             # rather than a reset; then the connection is closed.
             if self._read_body(min(length, 2 * self.limits.max_request_bytes),
-                               keep=False) is None:
-                return  # already answered 408
-            self.close_connection = True
-            self._respond(413, {"error": f"the request body is {length} bytes, over the "
-                                         f"limit of {self.limits.max_request_bytes}"})
+                               keep=False) is not None:  # None: already answered 408
+                self._refuse_too_large(length)
             return
         body = self._read_body(length)
         if body is not None:
