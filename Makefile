@@ -2,6 +2,8 @@
 #   make run    set up, then run the full pipeline on official CIFAR-10 (downloaded if not cached)
 #   make test   set up, then run the test suite (make test-fast: all but the slow tests)
 # PROFILE, ARGS and PYTHON can be overridden: make run PROFILE=smoke ARGS="--data-dir D"
+# GPU=1 installs TensorFlow's CUDA libraries (the `gpu` extra), GPU=0 leaves them out;
+# by default they are installed when `nvidia-smi -L` lists a GPU.
 
 PYTHON ?= python3.10
 PROFILE ?= full
@@ -10,6 +12,9 @@ UV = $(PYTHON) -m uv
 # Optional extras to install: airflow (the Airflow DAG), kubeflow (compiling for
 # Kubeflow Pipelines v2 / Vertex). The tests exercise both, so `make test` adds them.
 EXTRAS ?=
+TEST_EXTRAS = --extra airflow --extra kubeflow
+GPU ?= $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo 1 || echo 0)
+GPU_EXTRA = $(if $(filter 1,$(GPU)),--extra gpu,)
 
 .PHONY: setup run test test-fast benchmark serve
 
@@ -17,23 +22,25 @@ EXTRAS ?=
 # --frozen installs exactly what uv.lock pins.
 setup:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
-	$(UV) sync --frozen $(EXTRAS)
+	$(UV) sync --frozen $(GPU_EXTRA) $(EXTRAS)
 
 run: setup
-	$(UV) run --frozen python -m pipeline run --profile $(PROFILE) $(ARGS)
+	$(UV) run --frozen $(GPU_EXTRA) $(EXTRAS) python -m pipeline run --profile $(PROFILE) $(ARGS)
 
-test: EXTRAS = --all-extras
+# The tests run on the CPU and need no CUDA library; on a GPU machine the gpu extra
+# stays installed so that `make run` and `make test` do not undo each other.
+test: EXTRAS = $(TEST_EXTRAS)
 test: setup
-	$(UV) run --frozen --all-extras pytest $(ARGS)
+	$(UV) run --frozen $(GPU_EXTRA) $(EXTRAS) pytest $(ARGS)
 
 # The inner loop: every test not marked slow (no whole pipeline runs or server processes).
-test-fast: EXTRAS = --all-extras
+test-fast: EXTRAS = $(TEST_EXTRAS)
 test-fast: setup
-	$(UV) run --frozen --all-extras pytest -m "not slow" $(ARGS)
+	$(UV) run --frozen $(GPU_EXTRA) $(EXTRAS) pytest -m "not slow" $(ARGS)
 
 benchmark: setup
-	$(UV) run --frozen python benchmarks/examplegen_transform.py $(ARGS)
+	$(UV) run --frozen $(GPU_EXTRA) $(EXTRAS) python benchmarks/examplegen_transform.py $(ARGS)
 
 # Serves what the pipeline pushed (TF Serving if installed, else the embedded server).
 serve: setup
-	$(UV) run --frozen python -m serving serve --model-base-path outputs/serving_model/cifar10 $(ARGS)
+	$(UV) run --frozen $(GPU_EXTRA) $(EXTRAS) python -m serving serve --model-base-path outputs/serving_model/cifar10 $(ARGS)

@@ -2,8 +2,9 @@
 
 Flags this command does not know (`--project=...`, `--temp_location=...`) are passed
 to Beam unchanged, so a remote runner is one `--runner=DataflowRunner ...` away.
-Exit status: 0 on success, 2 for bad input or settings, 1 when the pipeline failed,
-3 when another run holds the output directory's lock (nothing was done).
+Exit status: 0 on success, 2 for bad input or settings (a GPU that TensorFlow cannot
+use included), 1 when the pipeline failed, 3 when another run holds the output
+directory's lock (nothing was done).
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import re
 import sys
 import warnings
 
-from components.training.runtime import apply_cpu_training_defaults
-
-# Before anything imports TensorFlow, which reads these once.
-apply_cpu_training_defaults()
-
-import pipeline_config  # noqa: E402
-from components.data.cifar10_format import Cifar10DataError  # noqa: E402
-from pipeline import local_runner  # noqa: E402
-from pipeline.run_lock import RunLockedError  # noqa: E402
+# Nothing imported here imports TensorFlow: its runtime settings depend on the config
+# (training.device) and must be in the environment before it loads.
+import pipeline_config
+from components.data.cifar10_format import Cifar10DataError
+from components.training import runtime
+from pipeline.run_lock import RunLockedError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,11 +111,19 @@ def main(argv=None) -> int:
     args, beam_args = _parser().parse_known_args(argv)
     _quiet_logs()
     if args.command == "evaluate":
+        runtime.prepare_tensorflow()
         return _evaluate(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
+    except pipeline_config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    runtime.prepare_tensorflow(config.training.device)
+    from components.training.device import TrainingDeviceError
+    from pipeline import local_runner
+    try:
         run_summary = local_runner.run(config, args.to_nodes)
-    except (Cifar10DataError, pipeline_config.ConfigError) as error:
+    except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except RunLockedError as error:

@@ -22,10 +22,10 @@ import datetime
 import os
 import re
 
-from components.training.runtime import apply_cpu_training_defaults
+from components.training.runtime import prepare_tensorflow
 
 # Airflow runs the components in the worker's process; TensorFlow reads these once.
-apply_cpu_training_defaults()
+prepare_tensorflow()
 
 import pipeline_config  # noqa: E402
 

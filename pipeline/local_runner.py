@@ -87,7 +87,10 @@ def _orchestrator(name: str):
 
 def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) -> dict:
     """Runs the pipeline (only `to_nodes` and their ancestors when given); returns the
-    run summary. Raises on any failure."""
+    run summary. Raises on any failure; TrainingDeviceError before any component when
+    TensorFlow cannot train where training.device says."""
+    from components.training.device import check_training_device
+    check_training_device(config.training.device)
     source = resolve_source(config)
     orchestrator = _orchestrator(config.orchestrator)
     os.makedirs(config.output_dir, exist_ok=True)

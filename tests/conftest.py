@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-from components.training.runtime import apply_cpu_training_defaults
+from components.training.runtime import prepare_tensorflow
 
 # The runtime `python -m pipeline run` trains with, set before TensorFlow is imported;
 # child processes (the CLI, training workers, servers) inherit it.
-apply_cpu_training_defaults()
+prepare_tensorflow()
 
 import pytest  # noqa: E402
 

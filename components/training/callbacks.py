@@ -1,5 +1,11 @@
-"""Keras callbacks of the training loop: per-epoch progress with an ETA, and a stop
-after a set number of optimizer steps."""
+"""Keras callbacks of the training loop: the training clock, per-epoch progress with an
+ETA, and a stop after a set number of optimizer steps.
+
+None of them reads a tensor per step. Keras calls `on_train_batch_end` once per
+execution (`steps_per_execution` steps), with the step index as a Python int, and
+hands the logs over as Python numbers: the callback list has already waited for the
+device to finish that execution, which is the sync the clock times against.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,101 @@ import keras
 from components import progress
 
 
+class TrainingClock(keras.callbacks.Callback):
+    """Training-only seconds per epoch, apart from compilation, evaluation and
+    checkpoints, and the time at which the eval accuracy first reaches `target`.
+
+    The first execution of a `fit` traces and compiles the step (XLA included): its
+    duration is `compile_seconds`, and the first epoch is timed from its end.
+    """
+
+    def __init__(self, batch_size: int, target_accuracy: Optional[float]):
+        super().__init__()
+        self.batch_size, self.target_accuracy = batch_size, target_accuracy
+        self.compile_seconds: Optional[float] = None
+        self.epoch_seconds: list = []  # training only; None when nothing was timed
+        self.epoch_steps: list = []  # the steps those seconds cover
+        self.target_reached: Optional[dict] = None
+
+    def on_train_begin(self, logs=None):
+        self.fit_started = time.monotonic()
+        self._compiling = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._timed_from = time.monotonic()
+        self._first_timed_step = 0
+        self._last_step: Optional[int] = None
+        self._timed_until = self._timed_from
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._compiling:
+            self._compile_started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if self._compiling:
+            self._compiling = False
+            self.compile_seconds = now - self._compile_started
+            self._timed_from, self._first_timed_step = now, batch + 1
+            return
+        self._timed_until, self._last_step = now, batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = 0 if self._last_step is None else self._last_step + 1 - self._first_timed_step
+        self.epoch_steps.append(steps)
+        self.epoch_seconds.append(self._timed_until - self._timed_from if steps else None)
+        accuracy = (logs or {}).get("val_accuracy")
+        if (self.target_reached is None and self.target_accuracy is not None
+                and accuracy is not None and accuracy >= self.target_accuracy):
+            self.target_reached = {
+                "target": self.target_accuracy, "epoch": epoch + 1,
+                "eval_accuracy": round(float(accuracy), 4),
+                "train_seconds": round(self.train_seconds(), 2),
+                "wall_seconds": round(time.monotonic() - self.fit_started, 2)}
+
+    def timed_so_far(self) -> tuple:
+        """(steps, seconds) timed in the current epoch up to the last execution."""
+        if self._last_step is None:
+            return 0, 0.0
+        return self._last_step + 1 - self._first_timed_step, self._timed_until - self._timed_from
+
+    def train_seconds(self) -> float:
+        return sum(seconds for seconds in self.epoch_seconds if seconds)
+
+    def images_per_second(self, epoch: Optional[int] = None) -> Optional[float]:
+        """Over one epoch (an index into this fit's epochs) or all timed steps."""
+        if epoch is None:
+            steps, seconds = sum(self.epoch_steps), self.train_seconds()
+        else:
+            steps, seconds = self.epoch_steps[epoch], self.epoch_seconds[epoch]
+        return steps * self.batch_size / seconds if steps and seconds else None
+
+    def summary(self) -> dict:
+        """The figures metrics.json keeps."""
+        rate = self.images_per_second()
+        return {
+            "compile_seconds": None if self.compile_seconds is None else round(
+                self.compile_seconds, 2),
+            "epoch_train_seconds": [None if s is None else round(s, 3)
+                                    for s in self.epoch_seconds],
+            "train_only_seconds": round(self.train_seconds(), 2),
+            "images_per_second": None if rate is None else round(rate, 1),
+            "time_to_target": self.target_reached,
+        }
+
+
 class Progress(keras.callbacks.Callback):
-    """One line per epoch with the ETA; on a CPU, an early estimate of the whole run.
-    Lines go to `stream` (default: standard output at the time of each line)."""
+    """One line per epoch with its training-only time, images/s and the ETA; on a CPU,
+    an early estimate of the whole run. Lines go to `stream` (default: standard output
+    at the time of each line). `clock` must come before it in the callback list."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int,
-                 max_steps: Optional[int], warn_cpu: bool, stream=None):
+                 max_steps: Optional[int], warn_cpu: bool, clock: TrainingClock,
+                 stream=None):
         super().__init__()
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         self.batch_size, self.max_steps = batch_size, max_steps
-        self.warn_cpu, self.stream = warn_cpu, stream
-        self._steps_seen = 0
+        self.warn_cpu, self.clock, self.stream = warn_cpu, clock, stream
 
     def on_train_begin(self, logs=None):
         self.started = time.monotonic()
@@ -39,25 +129,26 @@ class Progress(keras.callbacks.Callback):
         steps = self.epochs * self.steps_per_epoch
         return min(steps, self.max_steps) if self.max_steps else steps
 
-    def on_train_batch_end(self, batch, logs=None):
-        if not self.warn_cpu:
+    def _warn_cpu_time(self, images_per_second: Optional[float]) -> None:
+        if not self.warn_cpu or not images_per_second:
             return
-        self._steps_seen += 1
-        # The first steps include tracing: time steps 3 to 5.
-        if self._steps_seen == 2:
-            self._calibration_started = time.monotonic()
-        elif self._steps_seen == 5:
-            seconds_per_step = (time.monotonic() - self._calibration_started) / 3
-            total_s = seconds_per_step * self._total_steps()
-            progress.report(
-                f"WARNING: training on CPU at {self.batch_size / seconds_per_step:.1f} "
-                f"images/s; the whole schedule ({self._total_steps()} steps) will take "
-                f"about {total_s / 3600:.2f} h. Use a GPU for the full profile.",
-                self.stream)
-            self.warn_cpu = False
+        total_s = self._total_steps() * self.batch_size / images_per_second
+        progress.report(
+            f"WARNING: training on CPU at {images_per_second:.1f} images/s; the whole "
+            f"schedule ({self._total_steps()} steps) will take about {total_s / 3600:.2f} "
+            f"h. Use a GPU for the full profile.", self.stream)
+        self.warn_cpu = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        # As soon as a few steps after the compilation are timed.
+        steps, seconds = self.clock.timed_so_far()
+        if steps >= 3:
+            self._warn_cpu_time(steps * self.batch_size / seconds)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        # An epoch of one execution gives no earlier chance.
+        self._warn_cpu_time(self.clock.images_per_second(len(self.clock.epoch_seconds) - 1))
         now = time.monotonic()
         done = epoch + 1 - self.first_epoch
         remaining = self.epochs - epoch - 1
@@ -66,15 +157,35 @@ class Progress(keras.callbacks.Callback):
             self.model.optimizer.learning_rate))
         metrics = " ".join(f"{k}={v:.4f}" for k, v in logs.items()
                            if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
+        train_seconds = self.clock.epoch_seconds[-1]
+        rate = self.clock.images_per_second(len(self.clock.epoch_seconds) - 1)
+        timing = (f"train {train_seconds:.2f}s {rate:.0f} img/s" if rate
+                  else "train n/a")
+        if done == 1 and self.clock.compile_seconds is not None:
+            timing += f" (+ compile {self.clock.compile_seconds:.1f}s)"
         progress.report(f"epoch {epoch + 1}/{self.epochs} {metrics} lr={learning_rate:.4f} "
-                        f"{now - self.epoch_started:.1f}s ETA {eta:.0f}s", self.stream)
+                        f"{timing}, epoch {now - self.epoch_started:.1f}s ETA {eta:.0f}s",
+                        self.stream)
+        reached = self.clock.target_reached
+        if reached and reached["epoch"] == epoch + 1:
+            progress.report(
+                f"Eval accuracy reached {reached['target']:.4f} at epoch {reached['epoch']}: "
+                f"{reached['train_seconds']:.1f}s of training, {reached['wall_seconds']:.1f}s "
+                f"since the start", self.stream)
 
 
 class StopAtStep(keras.callbacks.Callback):
-    def __init__(self, max_steps: int):
+    """Stops once `max_steps` optimizer steps are done, counted from the epoch and
+    step indices Keras passes (no read of the step variable). Exact when
+    steps_per_execution divides max_steps and the epoch's steps (train() sees to it)."""
+
+    def __init__(self, max_steps: int, steps_per_epoch: int):
         super().__init__()
-        self.max_steps = max_steps
+        self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.max_steps:
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.max_steps:
             self.model.stop_training = True

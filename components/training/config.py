@@ -39,6 +39,14 @@ class TrainingConfig:
     pad: int = 4
     flip: bool = True
     cutout: int = 8
+    # auto: the GPU when TensorFlow sees one, else the CPU. gpu: stop unless there is
+    # one. cpu: train on the CPU on purpose (a machine whose GPU TensorFlow cannot use
+    # otherwise stops before the first component, exit 2).
+    device: str = "auto"
+    # Optimizer steps per compiled execution: the host waits for the device once per
+    # execution, not once per step. With max_steps it shrinks to a divisor of it and of
+    # the steps per epoch, so the stop is exact.
+    steps_per_execution: int = 16
     # auto: float16 compute with float32 variables and BatchNorm and loss scaling on
     # a GPU, float32 on a CPU. off | float16 | bfloat16 force a policy.
     mixed_precision: str = "auto"
@@ -50,6 +58,9 @@ class TrainingConfig:
     tta_flip: bool = True
     # Evaluate on the eval split after every epoch (the curves) or only at the end.
     eval_every_epoch: bool = True
+    # metrics.json and the epoch lines report when the per-epoch eval accuracy (no TTA)
+    # first reaches this (needs eval_every_epoch).
+    target_accuracy: float = 0.94
     seed: Optional[int] = None
 
 

@@ -1,11 +1,15 @@
 """Transform's output for the Trainer: the Z-scored images and labels of a split, read
-into memory once (50,000 images are 600 MB of float32)."""
+into memory once (50,000 images are 600 MB of float32), and the batches of an epoch."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
+
+if TYPE_CHECKING:  # train() uses this module without tensorflow_transform
+    import tensorflow_transform as tft
 
 from components.contract import IMAGE_XF_KEY, LABEL_XF_KEY
 
@@ -25,3 +29,20 @@ def load_split(file_patterns, tft_output: tft.TFTransformOutput) -> tuple:
         images.append(batch[IMAGE_XF_KEY].numpy())
         labels.append(batch[LABEL_XF_KEY].numpy().reshape(-1))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
+                     seed=None) -> tf.data.Dataset:
+    """Full batches in a fresh order every epoch, from arrays held once.
+
+    Only indices are shuffled and batched; each batch is a gather from the one copy of
+    the images. A shuffle buffer of the images themselves would copy the whole train
+    set through it every epoch (600 MB for CIFAR-10), which on a GPU costs more than
+    the epoch's training."""
+    held_images, held_labels = tf.constant(images), tf.constant(labels)
+    return (tf.data.Dataset.range(len(labels))
+            .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size, drop_remainder=True)
+            .map(lambda index: (tf.gather(held_images, index), tf.gather(held_labels, index)),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

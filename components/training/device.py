@@ -5,31 +5,65 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from components.training.runtime import nvidia_gpu_listed, training_device_problem
+
 
 def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def on_gpu_setting(setting: str, name: str) -> bool:
-    """An auto | on | off setting: auto means on exactly when a GPU is there."""
+class TrainingDeviceError(RuntimeError):
+    """The run must not start on this machine with this training.device."""
+
+
+def check_training_device(device: str) -> None:
+    """Raises TrainingDeviceError when TensorFlow cannot train where training.device
+    says (or, with auto, when the driver lists a GPU that TensorFlow cannot use)."""
+    problem = training_device_problem(device, nvidia_gpu_listed(),
+                                      len(tf.config.list_physical_devices("GPU")))
+    if problem:
+        raise TrainingDeviceError(problem)
+
+
+def use_gpu(device: str) -> bool:
+    """training.device: auto trains on a GPU exactly when TensorFlow sees one, gpu
+    insists on one, cpu trains on the CPU even when a GPU is there."""
+    check_training_device(device)
+    return device != "cpu" and gpu_available()
+
+
+def describe(on_gpu: bool) -> str:
+    """What the Trainer runs on, for its first line and metrics.json."""
+    if not on_gpu:
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+             for gpu in tf.config.list_physical_devices("GPU")]
+    return "GPU: " + ", ".join(names)
+
+
+def on_gpu_setting(setting: str, name: str, on_gpu: bool) -> bool:
+    """An auto | on | off setting: auto means on exactly when training on a GPU."""
     if setting not in ("auto", "on", "off"):
         raise ValueError(f"training.{name}: {setting!r} is not auto, on or off")
-    return gpu_available() if setting == "auto" else setting == "on"
+    return on_gpu if setting == "auto" else setting == "on"
 
 
-def dtype_policy(setting: str) -> str:
+def dtype_policy(setting: str, on_gpu: bool) -> str:
     """Keras dtype policy for training.mixed_precision."""
     policies = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
     if setting == "auto":
-        return "mixed_float16" if gpu_available() else "float32"
+        return "mixed_float16" if on_gpu else "float32"
     if setting not in policies:
         raise ValueError(f"training.mixed_precision: {setting!r} is not auto, off, float16 "
                          f"or bfloat16")
     return policies[setting]
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, on_gpu: bool = True) -> tf.distribute.Strategy:
     if name == "default":
+        # training.device=cpu on a machine whose GPU TensorFlow sees: pin the CPU.
+        if not on_gpu and gpu_available():
+            return tf.distribute.OneDeviceStrategy("/cpu:0")
         return tf.distribute.get_strategy()
     if name == "mirrored":
         # MirroredStrategy() takes every GPU, or the one CPU without a GPU; a CPU split

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, evaluated per optimizer step."""
+"""Learning-rate schedules, evaluated per optimizer step, in `keras.ops` (any backend)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="cifar10_tfx")
@@ -26,14 +26,15 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
         self.values = [float(v) for v in values]
 
     def __call__(self, step):
-        knots = tf.constant(self.knot_steps, tf.float32)
-        values = tf.constant(self.values, tf.float32)
-        step = tf.clip_by_value(tf.cast(step, tf.float32), knots[0], knots[-1])
-        right = tf.clip_by_value(tf.searchsorted(knots, step[None], side="right")[0],
-                                 1, len(self.knot_steps) - 1)
-        left = right - 1
-        fraction = (step - knots[left]) / (knots[right] - knots[left])
-        return values[left] + fraction * (values[right] - values[left])
+        # The sum of the segments' ramps, each clipped to its own length: linear
+        # between knots, constant before the first and after the last.
+        step = ops.cast(step, "float32")
+        rate = ops.convert_to_tensor(self.values[0], "float32")
+        for start, end, low, high in zip(self.knot_steps, self.knot_steps[1:],
+                                         self.values, self.values[1:]):
+            rate = rate + (high - low) / (end - start) * ops.clip(step - start, 0.0,
+                                                                  end - start)
+        return rate
 
     def numpy(self, step: float) -> float:
         return float(np.interp(step, self.knot_steps, self.values))

@@ -103,3 +103,25 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     assert os.path.exists(tmp_path / "out" / "serving_model" / "cifar10" / version /
                           SAVED_MODEL_FILE)
     assert "node Transform is finished." in result.stderr
+
+
+def test_a_gpu_tensorflow_cannot_use_stops_the_run_before_any_component(tmp_path):
+    """training.device=gpu where TensorFlow sees none takes the same path as a machine
+    whose NVIDIA GPU TensorFlow cannot use: exit 2 with the fix, nothing written."""
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("TensorFlow sees a GPU here: the run would start")
+    root = str(tmp_path / "data")
+    write_small_dataset(root, cifar10_format.BINARY_LAYOUT)
+    output_dir = tmp_path / "out"
+    result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
+                      str(output_dir), "--set", "training.device=gpu")
+    assert result.returncode == 2, result.stderr
+    assert "error: training.device=gpu, but TensorFlow sees no GPU" in result.stderr
+    assert "make setup GPU=1" in result.stderr and "training.device=cpu" in result.stderr
+    assert not output_dir.exists()
+
+    result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
+                      str(output_dir), "--set", "training.device=tpu")
+    assert result.returncode == 2 and "'tpu' is not one of auto, gpu, cpu" in result.stderr
+    assert not output_dir.exists()

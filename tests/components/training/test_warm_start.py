@@ -39,3 +39,19 @@ def test_warm_start_reads_the_pushed_models_weights(pushed_model):
 
     with pytest.raises(ValueError, match="cannot warm-start .* weights do not fit"):
         read_weights_from_saved_model(_warm_start_model("resnet20"), version_dir)
+
+
+def test_a_model_exported_before_the_keras_native_augmentation_still_warm_starts(tmp_path):
+    """Exports written before the augmentation drew from a keras.random.SeedGenerator
+    had a stateless augment layer. Their checkpoint (`model/...` in the SavedModel's
+    variables, as the serving module names it) reads into today's model."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    earlier = build_model("resnet9", 5e-4, augmentation=keras.layers.Identity(name="augment"))
+    saved_model_dir = str(tmp_path / "1")
+    tf.train.Checkpoint(model=earlier).write(os.path.join(saved_model_dir, "variables",
+                                                          "variables"))
+    weights = read_weights_from_saved_model(_warm_start_model(), saved_model_dir)
+    for read, written in zip(weights, earlier.get_weights()):
+        np.testing.assert_array_equal(read, written)

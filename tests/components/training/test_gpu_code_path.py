@@ -1,0 +1,125 @@
+"""The GPU code path, run on the CPU: mixed float16 with an XLA-compiled multi-step
+execution, the training clock, and the model code under the JAX backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+
+from components.training.config import TrainingConfig
+from components.training.train import float32_copy, train
+from tests.support.data import REPO_ROOT, learnable_dataset
+
+
+def test_mixed_float16_with_xla_trains_and_exports_in_float32(tmp_path, capsys):
+    settings = TrainingConfig(epochs=2, batch_size=16, mixed_precision="float16", xla="on",
+                              steps_per_execution=2, lr_knots=(0.0, 1.0, 2.0),
+                              lr_values=(0.01, 0.05, 0.0), target_accuracy=0.0, seed=0)
+    train_data, eval_data = learnable_dataset(64, seed=0), learnable_dataset(32, seed=1)
+    try:
+        model, history, metrics = train(settings, train_data, eval_data,
+                                        str(tmp_path / "run"), str(tmp_path / "backup"))
+        # The policy is global: what float32_copy leaves behind is float32.
+        exported = float32_copy(model, settings)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+    assert metrics["dtype_policy"] == "mixed_float16" and metrics["xla"] is True
+    assert all(np.isfinite(history["loss"])) and np.isfinite(metrics["eval_accuracy"])
+    assert metrics["steps"] == 2 * 4
+    # float32 variables with float16 compute, and dynamic loss scaling on.
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    assert model.get_layer("prep_conv").compute_dtype == "float16"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(model.optimizer.dynamic_scale) > 1  # the loss is scaled (from 2**15)
+
+    # The export is the same weights in float32, and answers as the trained model.
+    assert exported.get_layer("prep_conv").compute_dtype == "float32"
+    for trained, copied in zip(model.get_weights(), exported.get_weights()):
+        np.testing.assert_array_equal(trained, copied)
+    images = eval_data[0][:8]
+    np.testing.assert_allclose(exported.predict(images, verbose=0),
+                               model.predict(images, verbose=0), atol=2e-2, rtol=2e-2)
+
+    # The clock: compile apart, training-only seconds per epoch, the target's time.
+    assert metrics["compile_seconds"] > 0
+    assert len(metrics["epoch_train_seconds"]) == 2 and metrics["images_per_second"] > 0
+    # Epoch 1 has two executions: the first compiles, the second is timed.
+    assert metrics["epoch_train_seconds"][0] > 0
+    reached = metrics["time_to_target"]
+    assert reached["epoch"] == 1 and reached["target"] == 0.0
+    assert reached["wall_seconds"] >= reached["train_seconds"] > 0
+    output = capsys.readouterr().out
+    assert "mixed_float16, XLA on, 2 step(s) per execution" in output
+    assert "img/s (+ compile" in output
+    assert "Eval accuracy reached 0.0000 at epoch 1" in output
+
+
+def test_the_target_is_the_first_epoch_whose_eval_accuracy_reaches_it(tmp_path):
+    settings = TrainingConfig(epochs=3, batch_size=32, lr_knots=(0.0, 1.0, 3.0),
+                              lr_values=(0.005, 0.025, 0.0), target_accuracy=0.5, seed=0)
+    _, history, metrics = train(settings, learnable_dataset(128, seed=0),
+                                learnable_dataset(64, seed=1), str(tmp_path / "run"),
+                                str(tmp_path / "backup"))
+    reaching = [epoch + 1 for epoch, accuracy in enumerate(history["val_accuracy"])
+                if accuracy >= 0.5]
+    if reaching:
+        assert metrics["time_to_target"]["epoch"] == reaching[0]
+        assert metrics["time_to_target"]["eval_accuracy"] == round(
+            history["val_accuracy"][reaching[0] - 1], 4)
+    else:
+        assert metrics["time_to_target"] is None
+    # One execution per epoch (4 steps, 16 per execution): only compilation in epoch 1.
+    assert metrics["epoch_train_seconds"][0] is None
+    assert all(seconds > 0 for seconds in metrics["epoch_train_seconds"][1:])
+
+
+_JAX_TRAINING = """
+import json, sys
+import keras, numpy as np
+from components.training.augment import CifarAugment
+from components.training.models import build_model
+from components.training.schedule import make_schedule
+model = build_model("resnet9", 5e-4, augmentation=CifarAugment(seed=0, name="augment"))
+schedule = make_schedule("piecewise_linear", 2, (0, 1, 2), (0.01, 0.05, 0.0))
+model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              jit_compile=True)
+rng = np.random.default_rng(0)
+images = rng.normal(size=(32, 32, 32, 3)).astype("float32")
+labels = rng.integers(0, 10, 32)
+before = [np.array(w) for w in model.get_weights()]
+history = model.fit(images, labels, batch_size=16, epochs=2, verbose=0)
+augmented = np.asarray(model.get_layer("augment")(images[:4], training=True))
+print(json.dumps({
+    "backend": keras.backend.backend(),
+    "loss": history.history["loss"],
+    "changed": sum(not np.array_equal(a, np.array(b))
+                   for a, b in zip(before, model.get_weights())),
+    "weights": len(before),
+    "steps": int(model.optimizer.iterations),
+    "augmented_differs": bool(not np.array_equal(augmented, images[:4])),
+    "tensorflow_loaded": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+}))
+"""
+
+
+def test_the_model_code_trains_under_the_jax_backend():
+    """ResNet9, its augmentation and the schedule under KERAS_BACKEND=jax (CPU jaxlib),
+    in a process that never loads TensorFlow."""
+    result = subprocess.run([sys.executable, "-c", _JAX_TRAINING], cwd=REPO_ROOT,
+                            env={**os.environ, "KERAS_BACKEND": "jax"},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "jax"
+    assert all(np.isfinite(report["loss"])) and report["steps"] == 4
+    # Every trainable weight moved (BatchNorm's moving statistics too).
+    assert report["changed"] == report["weights"]
+    assert report["augmented_differs"]
+    assert not report["tensorflow_loaded"]
