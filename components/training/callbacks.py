@@ -4,7 +4,9 @@ ETA, and a stop after a set number of optimizer steps.
 None of them reads a tensor per step. Keras calls `on_train_batch_end` once per
 execution (`steps_per_execution` steps), with the step index as a Python int, and
 hands the logs over as Python numbers: the callback list has already waited for the
-device to finish that execution, which is the sync the clock times against.
+device to finish that execution, which is the sync the clock times against. The index
+it passes is the execution's last step as if it were full (Keras 3.12 does not clip it
+to the epoch), so the callbacks clip it to the steps per epoch.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ class TrainingClock(keras.callbacks.Callback):
     duration is `compile_seconds`, and the first epoch is timed from its end.
     """
 
-    def __init__(self, batch_size: int, target_accuracy: Optional[float]):
+    def __init__(self, steps_per_epoch: int, batch_size: int,
+                 target_accuracy: Optional[float]):
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch
         self.batch_size, self.target_accuracy = batch_size, target_accuracy
         self.compile_seconds: Optional[float] = None
         self.epoch_seconds: list = []  # training only; None when nothing was timed
@@ -49,6 +53,7 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
+        batch = min(batch, self.steps_per_epoch - 1)
         if self._compiling:
             self._compiling = False
             self.compile_seconds = now - self._compile_started
@@ -94,6 +99,7 @@ class TrainingClock(keras.callbacks.Callback):
                 self.compile_seconds, 2),
             "epoch_train_seconds": [None if s is None else round(s, 3)
                                     for s in self.epoch_seconds],
+            "epoch_steps": list(self.epoch_steps),
             "train_only_seconds": round(self.train_seconds(), 2),
             "images_per_second": None if rate is None else round(rate, 1),
             "time_to_target": self.target_reached,
@@ -187,5 +193,6 @@ class StopAtStep(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._epoch * self.steps_per_epoch + batch + 1 >= self.max_steps:
+        steps_this_epoch = min(batch + 1, self.steps_per_epoch)
+        if self._epoch * self.steps_per_epoch + steps_this_epoch >= self.max_steps:
             self.model.stop_training = True

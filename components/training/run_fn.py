@@ -22,7 +22,8 @@ from components.training.config import (BACKUP_ROOT_KEY, TRAINING_KEY, WARM_STAR
                                         TrainingConfig, training_config_from_dict)
 from components.training.curves import plot_curves
 from components.training.dataset import load_split
-from components.training.train import float32_copy, train
+from components.training.recipe import float32_copy
+from components.training.train import train
 from components.training.warm_start import newest_pushed_model
 
 

@@ -34,7 +34,8 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
                                          self.values, self.values[1:]):
             rate = rate + (high - low) / (end - start) * ops.clip(step - start, 0.0,
                                                                   end - start)
-        return rate
+        # Exactly the last value past the last knot (the sum leaves rounding, e.g. -1e-9).
+        return ops.where(step >= self.knot_steps[-1], self.values[-1], rate)
 
     def numpy(self, step: float) -> float:
         return float(np.interp(step, self.knot_steps, self.values))

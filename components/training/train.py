@@ -19,34 +19,16 @@ import time
 from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from components import progress
-from components.training.augment import CifarAugment
 from components.training.callbacks import Progress, StopAtStep, TrainingClock
 from components.training.config import TrainingConfig
 from components.training.dataset import shuffled_batches
 from components.training.device import (describe, dtype_policy, make_strategy, on_gpu_setting,
                                         use_gpu)
-from components.training.models import build_model
-from components.training.schedule import make_schedule
+from components.training.recipe import accuracy, build_training_model, compile_for_training
 from components.training.warm_start import read_weights_from_saved_model
-
-
-def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
-             tta_flip: bool, batch_size: int = 500) -> float:
-    logits = model.predict(images, batch_size=batch_size, verbose=0)
-    if tta_flip:
-        logits = logits + model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
-
-
-def build_training_model(hparams: TrainingConfig) -> keras.Model:
-    """The model with its in-step augmentation layer (inactive outside training)."""
-    return build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
-        pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, seed=hparams.seed,
-        name="augment"))
 
 
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
@@ -93,18 +75,13 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
             model.set_weights(read_weights_from_saved_model(build_training_model(hparams),
                                                             initial_weights_from))
             progress.report(f"Warm start: weights from {initial_weights_from}", stream)
-        schedule = make_schedule(hparams.lr_schedule, steps_per_epoch, hparams.lr_knots,
-                                 hparams.lr_values)
-        model.compile(
-            optimizer=keras.optimizers.SGD(schedule, momentum=hparams.momentum,
-                                           nesterov=hparams.nesterov),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"], jit_compile=xla, steps_per_execution=steps_per_execution)
+        compile_for_training(model, hparams, steps_per_epoch, jit_compile=xla,
+                             steps_per_execution=steps_per_execution)
 
     train_dataset = shuffled_batches(train_images, train_labels, hparams.batch_size,
                                      seed=hparams.seed)
     eval_dataset = tf.data.Dataset.from_tensor_slices(eval_data).batch(500)
-    clock = TrainingClock(hparams.batch_size, hparams.target_accuracy
+    clock = TrainingClock(steps_per_epoch, hparams.batch_size, hparams.target_accuracy
                           if hparams.eval_every_epoch else None)
     callbacks = [
         keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
@@ -141,15 +118,3 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         f"steps at {rate or 0:.0f} images/s, compile {metrics['compile_seconds'] or 0:.1f}s",
         stream)
     return model, history.history, metrics
-
-
-def float32_copy(model: keras.Model, hparams: TrainingConfig) -> keras.Model:
-    """The model in float32 whatever its training policy: what is exported and served.
-    Rebuilt with the (inactive) augmentation layer, so that the export has the
-    training model's structure and a warm start can read it back."""
-    if model.dtype_policy.name == "float32":
-        return model
-    keras.mixed_precision.set_global_policy("float32")
-    float32_model = build_training_model(hparams)
-    float32_model.set_weights(model.get_weights())
-    return float32_model

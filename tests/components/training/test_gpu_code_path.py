@@ -12,7 +12,8 @@ import keras
 import numpy as np
 
 from components.training.config import TrainingConfig
-from components.training.train import float32_copy, train
+from components.training.recipe import float32_copy
+from components.training.train import train
 from tests.support.data import REPO_ROOT, learnable_dataset
 
 
@@ -50,7 +51,7 @@ def test_mixed_float16_with_xla_trains_and_exports_in_float32(tmp_path, capsys):
     assert metrics["compile_seconds"] > 0
     assert len(metrics["epoch_train_seconds"]) == 2 and metrics["images_per_second"] > 0
     # Epoch 1 has two executions: the first compiles, the second is timed.
-    assert metrics["epoch_train_seconds"][0] > 0
+    assert metrics["epoch_train_seconds"][0] > 0 and metrics["epoch_steps"] == [2, 4]
     reached = metrics["time_to_target"]
     assert reached["epoch"] == 1 and reached["target"] == 0.0
     assert reached["wall_seconds"] >= reached["train_seconds"] > 0
@@ -76,6 +77,7 @@ def test_the_target_is_the_first_epoch_whose_eval_accuracy_reaches_it(tmp_path):
         assert metrics["time_to_target"] is None
     # One execution per epoch (4 steps, 16 per execution): only compilation in epoch 1.
     assert metrics["epoch_train_seconds"][0] is None
+    assert metrics["epoch_steps"] == [0, 4, 4]  # not the 16 of a full execution
     assert all(seconds > 0 for seconds in metrics["epoch_train_seconds"][1:])
 
 

@@ -19,7 +19,7 @@ def test_full_profile_rate_at_the_knots():
                              training.lr_values)
     assert float(schedule(0)) == pytest.approx(0.08)
     assert float(schedule(5 * STEPS_PER_EPOCH)) == pytest.approx(0.4)
-    assert float(schedule(24 * STEPS_PER_EPOCH)) == pytest.approx(0.0, abs=1e-7)
+    assert float(schedule(24 * STEPS_PER_EPOCH)) == 0.0
     # Linear per step in between, not stepped per epoch.
     step = int(2.5 * STEPS_PER_EPOCH) + 3
     assert float(schedule(step)) == pytest.approx(schedule.numpy(step), rel=1e-5)
