@@ -62,9 +62,9 @@ class TrainingClock(keras.callbacks.Callback):
         self._timed_until, self._last_step = now, batch
 
     def on_epoch_end(self, epoch, logs=None):
-        steps = 0 if self._last_step is None else self._last_step + 1 - self._first_timed_step
+        steps, seconds = self.timed_so_far()
         self.epoch_steps.append(steps)
-        self.epoch_seconds.append(self._timed_until - self._timed_from if steps else None)
+        self.epoch_seconds.append(seconds if steps else None)
         accuracy = (logs or {}).get("val_accuracy")
         if (self.target_reached is None and self.target_accuracy is not None
                 and accuracy is not None and accuracy >= self.target_accuracy):
@@ -153,8 +153,10 @@ class Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        # This epoch's figures, just recorded by the clock.
+        rate = self.clock.images_per_second(len(self.clock.epoch_seconds) - 1)
         # An epoch of one execution gives no earlier chance.
-        self._warn_cpu_time(self.clock.images_per_second(len(self.clock.epoch_seconds) - 1))
+        self._warn_cpu_time(rate)
         now = time.monotonic()
         done = epoch + 1 - self.first_epoch
         remaining = self.epochs - epoch - 1
@@ -163,9 +165,7 @@ class Progress(keras.callbacks.Callback):
             self.model.optimizer.learning_rate))
         metrics = " ".join(f"{k}={v:.4f}" for k, v in logs.items()
                            if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
-        train_seconds = self.clock.epoch_seconds[-1]
-        rate = self.clock.images_per_second(len(self.clock.epoch_seconds) - 1)
-        timing = (f"train {train_seconds:.2f}s {rate:.0f} img/s" if rate
+        timing = (f"train {self.clock.epoch_seconds[-1]:.2f}s {rate:.0f} img/s" if rate
                   else "train n/a")
         if done == 1 and self.clock.compile_seconds is not None:
             timing += f" (+ compile {self.clock.compile_seconds:.1f}s)"
