@@ -58,6 +58,10 @@ PROBABILITIES_OUTPUT = "probabilities"  # float32 [N, NUM_CLASSES]
 SAVED_MODEL_FILE = "saved_model.pb"
 _VERSION_DIR = re.compile(r"^[0-9]+$")
 
+# TF Serving's warmup file inside a SavedModel: PredictionLog records it replays when
+# it loads the version, before the version is AVAILABLE (the embedded server too).
+WARMUP_REQUESTS_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
 # The Pusher's custom property naming the version a model already is (no re-push).
 ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
 
