@@ -62,6 +62,12 @@ _VERSION_DIR = re.compile(r"^[0-9]+$")
 # it loads the version, before the version is AVAILABLE (the embedded server too).
 WARMUP_REQUESTS_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
+# What the RegressionGate (after the Evaluator) leaves beside its blessing: the
+# decision with the numbers behind it (JSON), and the per-image predictions of the
+# candidate (and the baseline) on the test split (NumPy .npz).
+GATE_RESULT_FILE = "gate.json"
+GATE_PREDICTIONS_FILE = "predictions.npz"
+
 # The Pusher's custom property naming the version a model already is (no re-push).
 ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
 
