@@ -12,15 +12,20 @@ Z-score, so no client or server re-implements the normalisation. Before any deco
 each image's header must declare a known format and 32x32 pixels
 (`components.image_header`), so a wrong-sized image costs its header, not its pixels.
 With `tta_flip` the logits of each image and its mirror image are averaged.
+
+The export also holds TF Serving's warmup file (`components.warmup`), so every pushed
+version carries the requests a server replays before it serves the version.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import image_header
+from components import image_header, warmup
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
@@ -71,10 +76,14 @@ class CifarServingModule(tf.Module):
 
 
 def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
-                         export_dir: str, tta_flip: bool) -> None:
+                         export_dir: str, tta_flip: bool,
+                         warmup_images: Sequence[bytes]) -> None:
+    """Saves the SavedModel to `export_dir`, with a warmup file of `warmup_images`
+    (encoded PNGs)."""
     module = CifarServingModule(model, tft_output, tta_flip)
     tf.saved_model.save(module, export_dir, signatures={
         DEFAULT_SIGNATURE: module.serve_images,
         EXAMPLES_SIGNATURE: module.serve_examples,
         PIXELS_SIGNATURE: module.serve_pixels,
     })
+    warmup.write_warmup_file(export_dir, warmup_images)

@@ -2,9 +2,10 @@
 
 It reads the transformed splits, finds the model to warm-start from, trains, writes
 `metrics.json` and the curves to the model_run directory, and exports the SavedModel
-that embeds the Transform graph (see `components.export`). Backups are keyed by the
-input artifacts and the settings, not by the execution, so that a killed Trainer
-started again by the orchestrator resumes from its last finished epoch.
+that embeds the Transform graph and a warmup file of eval images (see
+`components.export`). Backups are keyed by the input artifacts and the settings, not
+by the execution, so that a killed Trainer started again by the orchestrator resumes
+from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional
 
 import tensorflow_transform as tft
 
-from components import export, progress
+from components import export, progress, warmup
 from components.training.config import (BACKUP_ROOT_KEY, TRAINING_KEY, WARM_START_FROM_KEY,
                                         TrainingConfig, training_config_from_dict)
 from components.training.curves import plot_curves
@@ -66,5 +67,9 @@ def run_fn(fn_args) -> None:
         json.dump({**metrics, "history": history}, metrics_file, indent=1)
     progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with flip TTA "
                     f"{metrics['eval_accuracy_tta_flip']:.4f} ({len(eval_data[1])} images)")
+    # The warmup requests are the first eval images, back to the PNGs clients send.
+    warmup_pixels = warmup.pixels_from_transformed(
+        eval_data[0][:max(warmup.WARMUP_BATCH_SIZES)], tft_output)
     export.export_serving_model(float32_copy(model, hparams), tft_output,
-                                fn_args.serving_model_dir, tta_flip=hparams.tta_flip)
+                                fn_args.serving_model_dir, tta_flip=hparams.tta_flip,
+                                warmup_images=warmup.encode_pngs(warmup_pixels))

@@ -1,21 +1,27 @@
 """The exported SavedModel: every signature equals the in-process model on the same
-pixels, with the Transform graph's Z-score applied exactly once."""
+pixels, with the Transform graph's Z-score applied exactly once, and the warmup file
+holds the images it was given."""
 
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_serving.apis import prediction_log_pb2
 
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
-                                 IMAGES_INPUT, PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT)
+                                 IMAGES_INPUT, PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT,
+                                 WARMUP_REQUESTS_FILE)
 from components.data import source as data_source
 from components.data.example_gen import encode_png, to_example
 from components.export import export_serving_model
 from components.training.models import build_model
+from components.warmup import WARMUP_BATCH_SIZES
 from tests.support.data import first_images
 
 
@@ -37,7 +43,8 @@ def exported(pipeline_run, tmp_path_factory):
     export_dirs = {}
     for tta_flip in (False, True):
         export_dirs[tta_flip] = str(tmp_path_factory.mktemp(f"export-tta-{tta_flip}"))
-        export_serving_model(model, tft_output, export_dirs[tta_flip], tta_flip=tta_flip)
+        export_serving_model(model, tft_output, export_dirs[tta_flip], tta_flip=tta_flip,
+                             warmup_images=[encode_png(image) for image in test_images])
     return {"model": model, "dirs": export_dirs, "images": test_images,
             "mean": train_pixels.mean(axis=0), "std": train_pixels.std(axis=0)}
 
@@ -92,3 +99,15 @@ def test_images_of_another_size_are_rejected(exported):
     served = tf.saved_model.load(exported["dirs"][False]).signatures[DEFAULT_SIGNATURE]
     with pytest.raises(tf.errors.InvalidArgumentError):
         served(**{IMAGES_INPUT: tf.constant([encode_png(np.zeros((40, 40, 3), np.uint8))])})
+
+
+def test_the_export_holds_warmup_requests_of_the_images_given(exported):
+    given = [encode_png(image) for image in exported["images"]]
+    path = os.path.join(exported["dirs"][False], WARMUP_REQUESTS_FILE)
+    batches = [tf.make_ndarray(prediction_log_pb2.PredictionLog.FromString(
+        record.numpy()).predict_log.request.inputs[IMAGES_INPUT])
+        for record in tf.data.TFRecordDataset(path)]
+    assert [len(batch) for batch in batches] == list(WARMUP_BATCH_SIZES)
+    sent = [image for batch in batches for image in batch]
+    # The images in turn, repeated when fewer than the requests hold.
+    assert sent == [given[index % len(given)] for index in range(len(sent))]
