@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import re
 import typing
 from typing import Optional, Tuple
 
@@ -63,12 +64,29 @@ class TransformConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    # The reviewed schema every span is checked against; None: the one in the
+    # repository (components/validation/schema.pbtxt). A path the workers can read.
+    schema_file: Optional[str] = None
+    # Anomalies (schema or drift) stop the run before Transform with exit status 4;
+    # false: they are reported as a warning and the run goes on.
+    block_on_anomalies: bool = True
+    # With span data: the largest difference of one class's share of a split between
+    # the new span and the previous one (L-infinity distance) that is not drift.
+    label_drift_threshold: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    # The least overall test accuracy (the whole test split) that blesses a model.
+    # The least overall test accuracy (the whole test split, flip TTA as exported)
+    # that blesses a model.
     accuracy_threshold: float = 0.94
-    # How far below the last blessed model's accuracy a new model may fall and still
-    # be blessed. 0: a model is pushed only when it is at least as good.
-    max_accuracy_drop: float = 0.0
+    # No regression on the last blessed model, judged image by image on the same test
+    # split (components/evaluation/paired.py): a candidate is rejected when it is
+    # worse with this confidence (one-sided McNemar; 1: never on the test alone) ...
+    regression_confidence: float = 0.95
+    # ... or worse by more than this fraction of the test images (0.005: half a point).
+    regression_tolerance: float = 0.005
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +132,31 @@ class KubeflowConfig:
     data_in_spans: bool = True
     # TF Serving's model base path is <serving_model_dir>/<push.model_name>.
     serving_model_dir: str = "gs://my-bucket/cifar10-tfx/serving_model"
+    # What the Trainer's and the Evaluator's pods ask for. An accelerator is TYPE:COUNT
+    # as Vertex names it (NVIDIA_TESLA_T4:1, NVIDIA_L4:1, NVIDIA_TESLA_A100:2), "" for
+    # none. CPUs are vCPUs and memory is GB, 0 leaves one unset; Vertex picks the
+    # machine from the limits, Kubeflow on GKE schedules on the requests. The defaults
+    # fit one T4 on an n1-standard-8 (8 vCPUs, 30 GB), enough for the 600 MB train
+    # split in memory; the Evaluator runs TFMA on Beam and needs no accelerator.
+    trainer_accelerator: str = "NVIDIA_TESLA_T4:1"
+    trainer_cpu_request: float = 4.0
+    trainer_cpu_limit: float = 8.0
+    trainer_memory_request_gb: float = 16.0
+    trainer_memory_limit_gb: float = 30.0
+    evaluator_accelerator: str = ""
+    evaluator_cpu_request: float = 2.0
+    evaluator_cpu_limit: float = 4.0
+    evaluator_memory_request_gb: float = 8.0
+    evaluator_memory_limit_gb: float = 16.0
+
+    def accelerator(self, component: str) -> Optional[Tuple[str, int]]:
+        """(type, count) of `component`'s accelerator ("trainer" or "evaluator"), or
+        None for none; the setting is known to be well-formed (`_check`)."""
+        setting = getattr(self, f"{component}_accelerator")
+        if not setting:
+            return None
+        accelerator_type, _, count = setting.rpartition(":")
+        return accelerator_type, int(count)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +183,7 @@ class PipelineConfig:
     data: DataConfig = DataConfig()
     beam: BeamConfig = BeamConfig()
     transform: TransformConfig = TransformConfig()
+    validation: ValidationConfig = ValidationConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     push: PushConfig = PushConfig()
@@ -175,10 +219,14 @@ PROFILES = {
         # 64/512 with the batch (linear scaling).
         training=TrainingConfig(epochs=2, batch_size=64, lr_knots=(0.0, 1.0, 2.0),
                                 lr_values=(0.01, 0.05, 0.0), eval_every_epoch=False),
-        # Two epochs on a few hundred images cannot reach 94%; a zero gate lets CPU
-        # checks exercise the blessed path and the push (tests also run a gate the
-        # model cannot pass).
-        evaluation=EvaluationConfig(accuracy_threshold=0.0, max_accuracy_drop=1.0),
+        # Two epochs on a few hundred images cannot reach 94%, nor be compared
+        # meaningfully: a gate that blesses any model lets CPU checks exercise the
+        # blessed path and the push (tests also run a gate the model cannot pass).
+        evaluation=EvaluationConfig(accuracy_threshold=0.0, regression_confidence=1.0,
+                                    regression_tolerance=1.0),
+        # A few dozen test images per span: random class shares differ by up to ~0.3
+        # between spans; a span that is 70% one class is still ~0.6 off.
+        validation=ValidationConfig(label_drift_threshold=0.5),
     ),
 }
 for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
@@ -265,9 +313,15 @@ def _check(config: PipelineConfig) -> None:
     if not 0.0 <= evaluation.accuracy_threshold <= 1.0:
         raise ConfigError(f"evaluation.accuracy_threshold: must be within [0, 1], "
                           f"got {evaluation.accuracy_threshold}")
-    if evaluation.max_accuracy_drop < 0.0:
-        raise ConfigError(f"evaluation.max_accuracy_drop: must be >= 0, "
-                          f"got {evaluation.max_accuracy_drop}")
+    if not 0.0 < evaluation.regression_confidence <= 1.0:
+        raise ConfigError(f"evaluation.regression_confidence: must be within (0, 1], "
+                          f"got {evaluation.regression_confidence}")
+    if evaluation.regression_tolerance < 0.0:
+        raise ConfigError(f"evaluation.regression_tolerance: must be >= 0, "
+                          f"got {evaluation.regression_tolerance}")
+    if not 0.0 < config.validation.label_drift_threshold <= 1.0:
+        raise ConfigError(f"validation.label_drift_threshold: must be within (0, 1], "
+                          f"got {config.validation.label_drift_threshold}")
     if config.push.infra_validation not in ("auto", "docker", "off"):
         raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
                           f"auto, docker or off")
@@ -288,3 +342,27 @@ def _check(config: PipelineConfig) -> None:
     if not config.push.model_name or "/" in config.push.model_name:
         raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
                           f"got {config.push.model_name!r}")
+    _check_kubeflow_resources(config.kubeflow)
+
+
+_ACCELERATOR = re.compile(r"^[A-Z][A-Z0-9_]*:[1-9][0-9]*$")
+
+
+def _check_kubeflow_resources(kubeflow: KubeflowConfig) -> None:
+    for component in ("trainer", "evaluator"):
+        accelerator = getattr(kubeflow, f"{component}_accelerator")
+        if accelerator and not _ACCELERATOR.match(accelerator):
+            raise ConfigError(f"kubeflow.{component}_accelerator: expected TYPE:COUNT with a "
+                              f"positive count (e.g. NVIDIA_TESLA_T4:1) or '' for none, "
+                              f"got {accelerator!r}")
+        for resource in ("cpu", "memory"):
+            unit = "_gb" if resource == "memory" else ""
+            request_field = f"{component}_{resource}_request{unit}"
+            limit_field = f"{component}_{resource}_limit{unit}"
+            request, limit = getattr(kubeflow, request_field), getattr(kubeflow, limit_field)
+            for name, value in ((request_field, request), (limit_field, limit)):
+                if not 0.0 <= value < float("inf"):
+                    raise ConfigError(f"kubeflow.{name}: must be >= 0 (0: unset), got {value}")
+            if request and limit and request > limit:
+                raise ConfigError(f"kubeflow.{request_field}: {request} is over "
+                                  f"kubeflow.{limit_field} ({limit})")

@@ -4,7 +4,8 @@ Flags this command does not know (`--project=...`, `--temp_location=...`) are pa
 to Beam unchanged, so a remote runner is one `--runner=DataflowRunner ...` away.
 Exit status: 0 on success, 2 for bad input or settings (a GPU that TensorFlow cannot
 use included), 1 when the pipeline failed, 3 when another run holds the output
-directory's lock (nothing was done).
+directory's lock (nothing was done), 4 when data validation found anomalies and
+stopped the run before Transform (nothing trained or pushed).
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def _evaluate(args, extra_args) -> int:
     return 0
 
 
+EXIT_DATA_ANOMALIES = 4
+
+
+def _blocked_by_data_validation(error: BaseException) -> bool:
+    """Whether the DataGate stopped the run. LocalDagRunner re-raises its error as is;
+    a Beam-based runner wraps it, keeping its class name in the message."""
+    from components.validation.data_gate import DataValidationError
+    while error is not None:
+        if (isinstance(error, DataValidationError)
+                or DataValidationError.__name__ in str(error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main(argv=None) -> int:
     # google-api-core warns once per Vertex AI module that Python 3.10 is old: TFX 1.16
     # supports nothing newer, so the dozens of lines carry no information.
@@ -130,6 +146,12 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     except Exception as error:  # a component failed: TFX has logged the traceback
+        if _blocked_by_data_validation(error):
+            from pipeline import summary
+            summary.print_report(summary.run_report(os.path.abspath(config.metadata_path),
+                                                    config.pipeline_name))
+            print(f"error: data validation stopped the run: {error}", file=sys.stderr)
+            return EXIT_DATA_ANOMALIES
         print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     from pipeline import summary

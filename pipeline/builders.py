@@ -10,7 +10,9 @@ pipeline keeps its state (`Locations`) and what ExampleGen ingests (`Ingestion`)
 - `scheduled_pipeline`: Airflow, parsed long before it runs: ExampleGen finds the
   newest span when each run starts;
 - `kubeflow_pipeline`: Kubeflow Pipelines v2 / Vertex: cluster paths, the cluster's
-  MLMD, and the newest span only (the V2 compiler knows only TFX's own resolvers).
+  MLMD, and the newest span only (the V2 compiler knows only TFX's own resolvers);
+  the Trainer's and the Evaluator's pods ask for the configured CPU, memory and
+  accelerator.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def _create(config: pipeline_config.PipelineConfig, locations: Locations,
         ingestion=ingestion,
         beam=config.beam,
         transform=config.transform,
+        validation=config.validation,
         training=config.training,
         evaluation=config.evaluation,
         warm_start=config.retraining.warm_start,
@@ -90,7 +93,8 @@ def scheduled_pipeline(config: pipeline_config.PipelineConfig,
 def kubeflow_pipeline(config: pipeline_config.PipelineConfig,
                       source: DataSource) -> tfx.dsl.Pipeline:
     """For Kubeflow Pipelines v2 / Vertex: the cluster's paths and MLMD; the model
-    trains on the span this run ingests."""
+    trains on the span this run ingests, the Trainer and the Evaluator with the
+    resources `config.kubeflow` asks for."""
     kubeflow = config.kubeflow
     locations = Locations(
         pipeline_root=kubeflow.pipeline_root,
@@ -99,4 +103,29 @@ def kubeflow_pipeline(config: pipeline_config.PipelineConfig,
     ingestion = Ingestion(
         input_base=source.input_base, train_pattern=source.train_pattern,
         test_pattern=source.test_pattern, images_per_file=config.data.images_per_file)
-    return _create(config, locations, ingestion)
+    pipeline = _create(config, locations, ingestion)
+    for component in pipeline.components:
+        if component.id in _KUBEFLOW_RESOURCE_SETTINGS:
+            component.with_platform_config(_kubeflow_resources(
+                kubeflow, _KUBEFLOW_RESOURCE_SETTINGS[component.id]))
+    return pipeline
+
+
+# The components whose pods get the resources of a `kubeflow.<prefix>_*` setting.
+_KUBEFLOW_RESOURCE_SETTINGS = {"Trainer": "trainer", "Evaluator": "evaluator"}
+
+
+def _kubeflow_resources(kubeflow: pipeline_config.KubeflowConfig, prefix: str):
+    """The ResourceSpec the Kubeflow V2 compiler copies into a component's container
+    spec: CPU and memory requests and limits, and the accelerator."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_request=getattr(kubeflow, f"{prefix}_cpu_request"),
+        cpu_limit=getattr(kubeflow, f"{prefix}_cpu_limit"),
+        memory_request=getattr(kubeflow, f"{prefix}_memory_request_gb"),
+        memory_limit=getattr(kubeflow, f"{prefix}_memory_limit_gb"))
+    accelerator = kubeflow.accelerator(prefix)
+    if accelerator:
+        resources.accelerator.type, resources.accelerator.count = accelerator
+    return resources

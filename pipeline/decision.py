@@ -1,8 +1,9 @@
-"""What the Evaluator decided and what the Pusher did, read from their artifacts.
+"""What the Evaluator and the RegressionGate decided and what the Pusher did, read
+from their artifacts.
 
-The metrics, thresholds and failures come from the Evaluator's own output (TFMA's
-metrics, validation result and the eval config it ran with), so a cached Evaluator
-reports the same as a fresh one.
+The metrics come from the Evaluator's own output (TFMA's metrics), the decision and
+the paired comparison from the RegressionGate's result file, so a cached run reports
+the same as a fresh one.
 """
 
 from __future__ import annotations
@@ -12,94 +13,84 @@ import os
 import sys
 from typing import Optional
 
-from components.contract import ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, LABEL_KEY
-from components.evaluation import ACCURACY_METRIC
-
-_BASELINE_MODEL_NAME = "baseline"
-
-
-def _thresholds(evaluation_uri: str) -> dict:
-    with open(os.path.join(evaluation_uri, "eval_config.json")) as config_file:
-        eval_config = json.load(config_file)["evalConfig"]
-    for metrics_spec in eval_config.get("metricsSpecs", []):
-        for metric in metrics_spec.get("metrics", []):
-            per_slice = metric.get("perSliceThresholds", [{}])
-            threshold = per_slice[0].get("threshold")
-            if metric.get("className") == "SparseCategoricalAccuracy" and threshold:
-                # Without a baseline the Evaluator drops the change threshold.
-                change = threshold.get("changeThreshold", {})
-                return {
-                    "accuracy_threshold": threshold.get("valueThreshold", {}).get(
-                        "lowerBound", 0.0),
-                    "max_accuracy_drop": (-change["absolute"] if "absolute" in change
-                                          else None),
-                }
-    return {}
+from components.contract import (ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, GATE_RESULT_FILE,
+                                 LABEL_KEY)
+from components.evaluation.eval_config import ACCURACY_METRIC
 
 
-def evaluation_report(evaluation_uri: str, blessing_uri: str,
-                      baseline_model_uri: Optional[str]) -> dict:
-    """Blessed or not, why, and the accuracy overall, per class and of the baseline."""
+def _class_name(class_id: int) -> str:
+    return CLASS_NAMES[class_id] if 0 <= class_id < len(CLASS_NAMES) else str(class_id)
+
+
+def per_class_metrics(evaluation_uri: str) -> tuple:
+    """(overall, per class) from TFMA's metrics: overall accuracy and example count;
+    per class name, accuracy and count of its images (the label slice) and precision
+    and recall of predicting it (one-vs-rest)."""
     import tensorflow_model_analysis as tfma
 
-    report = {
-        "blessed": os.path.exists(os.path.join(blessing_uri, "BLESSED")),
-        "baseline_model": baseline_model_uri,
-        "baseline_accuracy": None,
-        "per_class": {},
-        **_thresholds(evaluation_uri),
-    }
+    overall, per_class = {}, {name: {} for name in CLASS_NAMES}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         slice_keys = slice_metrics.slice_key.single_slice_keys
-        values = {}
         for key_and_value in slice_metrics.metric_keys_and_values:
-            key = key_and_value.key
-            if key.is_diff:
+            key, value = key_and_value.key, key_and_value.value.double_value.value
+            if key.is_diff or not key_and_value.value.HasField("double_value"):
                 continue
-            model = ("baseline" if key.model_name == _BASELINE_MODEL_NAME else "candidate")
-            values[(model, key.name)] = key_and_value.value.double_value.value
-        accuracy = values.get(("candidate", ACCURACY_METRIC))
-        count = int(values.get(("candidate", "example_count"), 0))
-        if not slice_keys:
-            report["accuracy"] = accuracy
-            report["example_count"] = count
-            report["baseline_accuracy"] = values.get(("baseline", ACCURACY_METRIC))
-        elif len(slice_keys) == 1 and slice_keys[0].column == LABEL_KEY:
-            label = int(slice_keys[0].int64_value)
-            name = CLASS_NAMES[label] if 0 <= label < len(CLASS_NAMES) else str(label)
-            report["per_class"][name] = {"accuracy": accuracy, "count": count}
-    report["per_class"] = dict(sorted(report["per_class"].items(),
-                                      key=lambda item: CLASS_NAMES.index(item[0])
-                                      if item[0] in CLASS_NAMES else len(CLASS_NAMES)))
-    validation = tfma.load_validation_result(evaluation_uri)
-    report["reasons"] = [_failure_reason(failure)
-                         for per_slice in validation.metric_validations_per_slice
-                         for failure in per_slice.failures]
-    return report
+            if not slice_keys and key.sub_key.HasField("class_id"):
+                per_class.setdefault(_class_name(key.sub_key.class_id.value), {})[
+                    key.name] = value
+            elif not slice_keys and not key.HasField("sub_key"):
+                overall[key.name] = value
+            elif (len(slice_keys) == 1 and slice_keys[0].column == LABEL_KEY
+                  and not key.HasField("sub_key")):
+                per_class.setdefault(_class_name(int(slice_keys[0].int64_value)), {})[
+                    key.name] = value
+    rows = {name: {"accuracy": metrics.get(ACCURACY_METRIC),
+                   "count": int(metrics.get("example_count", 0)),
+                   "precision": metrics.get("precision"),
+                   "recall": metrics.get("recall")}
+            for name, metrics in per_class.items() if metrics}
+    return ({"accuracy": overall.get(ACCURACY_METRIC),
+             "example_count": int(overall.get("example_count", 0))}, rows)
 
 
-def _failure_reason(failure) -> str:
-    if failure.message:
-        return failure.message
-    threshold = failure.metric_threshold
-    if failure.metric_key.is_diff:
-        return (f"{failure.metric_key.name} changed by {failure.metric_value.double_value.value:+.4f}"
-                f" against the baseline, below the allowed "
-                f"{threshold.change_threshold.absolute.value:+.4f}")
-    return (f"{failure.metric_key.name} {failure.metric_value.double_value.value:.4f} is below "
-            f"the threshold {threshold.value_threshold.lower_bound.value:.4f}")
+def gate_result(blessing_uri: str) -> dict:
+    """The RegressionGate's decision and the numbers behind it."""
+    with open(os.path.join(blessing_uri, GATE_RESULT_FILE)) as result_file:
+        return json.load(result_file)
+
+
+def evaluation_report(evaluation_uri: str, gate_blessing_uri: str) -> dict:
+    """Blessed or not, why, the accuracy overall and per class, and the paired
+    comparison with the baseline (the last blessed model) when there was one."""
+    gate = gate_result(gate_blessing_uri)
+    overall, per_class = per_class_metrics(evaluation_uri)
+    comparison = gate.get("comparison")
+    return {
+        "blessed": gate["blessed"],
+        "accuracy": overall["accuracy"],
+        "example_count": overall["example_count"],
+        "accuracy_threshold": gate["accuracy_threshold"],
+        "baseline_model": (gate.get("baseline") or {}).get("model"),
+        "baseline_accuracy": (gate.get("baseline") or {}).get("accuracy"),
+        "comparison": comparison,
+        "reasons": gate["reasons"],
+        "per_class": per_class,
+    }
 
 
 def from_run_summary(run_summary: dict) -> Optional[dict]:
     """The decision of a run whose summary (pipeline.summary.latest_run) holds an
-    Evaluator and a Pusher; None when the run stopped before them."""
+    Evaluator, a RegressionGate and a Pusher; None when the run stopped before them."""
+    from pipeline.pipeline import REGRESSION_GATE_ID
+
     components = run_summary.get("components", {})
-    evaluator, pusher = components.get("Evaluator"), components.get("Pusher")
-    if not evaluator or "evaluation" not in evaluator["outputs"]:
+    evaluator, gate = components.get("Evaluator"), components.get(REGRESSION_GATE_ID)
+    pusher = components.get("Pusher")
+    if (not evaluator or "evaluation" not in evaluator["outputs"] or not gate
+            or "blessing" not in gate["outputs"]):
         return None
     decision = evaluation_report(evaluator["outputs"]["evaluation"],
-                                 evaluator["outputs"]["blessing"],
-                                 evaluator.get("inputs", {}).get("baseline_model"))
+                                 gate["outputs"]["blessing"])
     push = (pusher or {}).get("properties", {}).get("pushed_model", {})
     decision["pushed"] = bool(push.get("pushed"))
     decision["pushed_version"] = push.get("pushed_version") if decision["pushed"] else None
@@ -110,7 +101,8 @@ def from_run_summary(run_summary: dict) -> Optional[dict]:
 
 
 def _percent(value: Optional[float]) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+    # NaN: a precision of a class nothing was predicted as.
+    return "-" if value is None or value != value else f"{100 * value:.2f}%"
 
 
 def print_decision(decision: dict, stream=None) -> None:
@@ -120,18 +112,27 @@ def print_decision(decision: dict, stream=None) -> None:
           f"{verdict}", file=stream)
     print(f"  accuracy {_percent(decision.get('accuracy'))}, threshold >= "
           f"{_percent(decision.get('accuracy_threshold'))}", file=stream)
-    if decision["baseline_model"]:
-        print(f"  baseline (last blessed model) {_percent(decision['baseline_accuracy'])}, "
-              f"allowed drop {_percent(decision.get('max_accuracy_drop'))}: "
+    comparison = decision.get("comparison")
+    if comparison:
+        print(f"  baseline (last blessed model) {_percent(decision['baseline_accuracy'])}: "
               f"{decision['baseline_model']}", file=stream)
-    else:
+        print(f"  paired on {comparison['test_images']} images: candidate alone right on "
+              f"{comparison['candidate_only_correct']}, baseline alone on "
+              f"{comparison['baseline_only_correct']}; difference "
+              f"{100 * comparison['accuracy_difference']:+.2f} points, one-sided p = "
+              f"{comparison['p_value']:.3g} (a regression: p < "
+              f"{1 - comparison['confidence']:.3g}, or a drop of more than "
+              f"{100 * comparison['tolerance']:.2f} points)", file=stream)
+    elif decision["baseline_model"] is None:
         print("  baseline: none (no blessed model yet), so only the threshold applies",
               file=stream)
     for reason in decision["reasons"]:
         print(f"  reason: {reason}", file=stream)
-    print(f"  {'class':<12}{'accuracy':>10}{'images':>8}", file=stream)
+    print(f"  {'class':<12}{'accuracy':>10}{'precision':>10}{'recall':>10}{'images':>8}",
+          file=stream)
     for name, row in decision["per_class"].items():
-        print(f"  {name:<12}{_percent(row['accuracy']):>10}{row['count']:>8}", file=stream)
+        print(f"  {name:<12}{_percent(row['accuracy']):>10}{_percent(row['precision']):>10}"
+              f"{_percent(row['recall']):>10}{row['count']:>8}", file=stream)
     if decision["pushed"]:
         print(f"Pushed version {decision['pushed_version']} to "
               f"{decision['pushed_destination']}", file=stream)

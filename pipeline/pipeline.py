@@ -12,6 +12,7 @@ import dataclasses
 import os
 from typing import Optional
 
+import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -21,10 +22,13 @@ from tfx.proto import example_gen_pb2, range_config_pb2, transform_pb2
 from components import pusher as cifar10_pusher
 from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT, TRAIN_SPLIT
 from components.data import example_gen as cifar10_example_gen, spans
-from components.evaluation import make_eval_config
+from components.evaluation.eval_config import make_eval_config
+from components.evaluation.regression_gate import RegressionGate
 from components.training import config as trainer_settings
 from components.training.config import TrainingConfig
-from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig
+from components.validation import drift
+from components.validation.data_gate import DataGate
+from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig, ValidationConfig
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.training.run_fn.run_fn"
@@ -33,6 +37,13 @@ RUN_FN = "components.training.run_fn.run_fn"
 EXAMPLE_GEN_ID = "Cifar10ExampleGen"
 TRAINING_SPANS_RESOLVER_ID = "TrainingSpansResolver"
 LATEST_BLESSED_MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
+PREVIOUS_SPAN_STATISTICS_RESOLVER_ID = "PreviousSpanStatisticsResolver"
+DATA_GATE_ID = "DataGate"
+REGRESSION_GATE_ID = "RegressionGate"
+
+# The reviewed schema ImportSchemaGen loads unless validation.schema_file says otherwise.
+DEFAULT_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "components", "validation", "schema.pbtxt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,15 +85,17 @@ def create_pipeline(
     ingestion: Ingestion,
     beam: BeamConfig,
     transform: TransformConfig,
+    validation: ValidationConfig,
     training: TrainingConfig,
     evaluation: EvaluationConfig,
     warm_start: bool = False,
     infra_validation_image_tag: Optional[str] = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """CIFAR-10 ingestion -> statistics, schema, validation -> Z-score Transform ->
-    Trainer -> Evaluator (accuracy gate, no regression on the last blessed model) ->
-    Pusher.
+    """CIFAR-10 ingestion -> statistics, validation against the reviewed schema (and,
+    with spans, drift from the previous span) -> DataGate (stops on anomalies) ->
+    Z-score Transform -> Trainer -> Evaluator (accuracy gate) -> RegressionGate (no
+    regression on the last blessed model, image by image) -> Pusher.
 
     Args:
       beam: the Beam arguments every Beam-powered component gets.
@@ -107,15 +120,44 @@ def create_pipeline(
         custom_executor_spec=executor_spec.BeamExecutorSpec(cifar10_example_gen.Executor),
     ).with_id(EXAMPLE_GEN_ID)
 
+    # The reviewed schema, not one inferred from the statistics it would then check.
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=validation.schema_file or DEFAULT_SCHEMA_FILE)
+    # With the schema, label statistics are categorical (a count per class, which the
+    # drift check compares); semantic-domain statistics tell whether images decode.
     statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        stats_options=tfdv.StatsOptions(enable_semantic_domain_stats=True))
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"])
+    components = [example_gen, schema_gen, statistics_gen, example_validator]
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator]
+    drift_anomalies = None
+    if ingestion.training_spans is not None:
+        # Every statistics artifact of this pipeline, to pick the previous span's.
+        previous_statistics = tfx.dsl.Resolver(
+            strategy_class=drift.PreviousSpanStatisticsStrategy,
+            statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                       producer_component_id=statistics_gen.id,
+                                       output_key="statistics"),
+        ).with_id(PREVIOUS_SPAN_STATISTICS_RESOLVER_ID)
+        previous_statistics.add_upstream_node(statistics_gen)
+        distribution_validator = tfx.components.DistributionValidator(
+            statistics=statistics_gen.outputs["statistics"],
+            baseline_statistics=previous_statistics.outputs["statistics"],
+            config=drift.label_drift_config(validation.label_drift_threshold))
+        components += [previous_statistics, distribution_validator]
+        drift_anomalies = distribution_validator.outputs["anomalies"]
+
+    data_gate = DataGate(
+        anomalies=example_validator.outputs["anomalies"],
+        drift_anomalies=drift_anomalies,
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        block_on_anomalies=validation.block_on_anomalies,
+    ).with_id(DATA_GATE_ID)
+    components.append(data_gate)
     # Statistics, schema and validation cover the newly ingested span; earlier spans
     # were validated when they arrived.
     training_examples = example_gen.outputs["examples"]
@@ -143,6 +185,8 @@ def create_pipeline(
             analyze=[TRAIN_SPLIT], transform=[TRAIN_SPLIT, TEST_SPLIT]),
         disable_statistics=transform.disable_statistics,
     )
+    # Nothing downstream of the gate runs on data with anomalies.
+    transform_component.add_upstream_node(data_gate)
 
     # The test split is the eval split, as in the recipe: no validation set is carved
     # out of the 50,000 training images.
@@ -165,24 +209,36 @@ def create_pipeline(
         },
     )
 
-    latest_blessed_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(LATEST_BLESSED_MODEL_RESOLVER_ID)
-
     # The raw test split, not Transform's: the model is evaluated as it is served,
     # from PNG bytes through its own Transform graph.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
         example_splits=[TEST_SPLIT],
-        eval_config=make_eval_config(evaluation.accuracy_threshold,
-                                     evaluation.max_accuracy_drop),
+        eval_config=make_eval_config(evaluation.accuracy_threshold),
     )
 
-    components += [transform_component, trainer, latest_blessed_model, evaluator]
+    # The baseline is the last model the RegressionGate blessed (the Evaluator's
+    # blessings judge the threshold alone).
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=REGRESSION_GATE_ID,
+                                       output_key="blessing"),
+    ).with_id(LATEST_BLESSED_MODEL_RESOLVER_ID)
+    regression_gate = RegressionGate(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        evaluation_blessing=evaluator.outputs["blessing"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        accuracy_threshold=evaluation.accuracy_threshold,
+        confidence=evaluation.regression_confidence,
+        tolerance=evaluation.regression_tolerance,
+    ).with_id(REGRESSION_GATE_ID)
+
+    components += [transform_component, trainer, evaluator, latest_blessed_model,
+                   regression_gate]
     infra_blessing = None
     if infra_validation_image_tag:
         infra_validator = tfx.components.InfraValidator(
@@ -204,7 +260,7 @@ def create_pipeline(
     # model the base path already serves.
     pusher = cifar10_pusher.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=regression_gate.outputs["blessing"],
         infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(

@@ -109,31 +109,23 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
     return {"run_id": latest.name, "components": components}
 
 
-def anomalies_per_split(anomalies_uri: str) -> dict:
-    """Number of anomalous features ExampleValidator found in each split."""
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-    from tfx.dsl.io import fileio
-
-    counts = {}
-    for split_dir in sorted(fileio.glob(os.path.join(anomalies_uri, "Split-*"))):
-        anomalies = anomalies_pb2.Anomalies()
-        with fileio.open(os.path.join(split_dir, "SchemaDiff.pb"), "rb") as diff_file:
-            anomalies.ParseFromString(diff_file.read())
-        split = os.path.basename(split_dir)[len("Split-"):]
-        counts[split] = (len(anomalies.anomaly_info)
-                         + int(anomalies.HasField("dataset_anomaly_info")))
-    return counts
-
-
 def run_report(metadata_path: str, pipeline_name: str) -> dict:
-    """The latest run's components, the anomalies ExampleValidator found per split, and
+    """The latest run's components, every anomaly ExampleValidator and
+    DistributionValidator found, and
     what the Evaluator decided and the Pusher did (when the run got that far)."""
     from pipeline import decision
 
+    from components.validation import anomalies
+
     report = latest_run(metadata_path, pipeline_name) or {}
-    validator = report.get("components", {}).get("ExampleValidator", {})
-    if "anomalies" in validator.get("outputs", {}):
-        report["anomalies"] = anomalies_per_split(validator["outputs"]["anomalies"])
+    found = []
+    for validator in ("ExampleValidator", "DistributionValidator"):
+        outputs = report.get("components", {}).get(validator, {}).get("outputs", {})
+        if "anomalies" in outputs:
+            found += [{"validator": validator, **anomaly}
+                      for anomaly in anomalies.describe(outputs["anomalies"])]
+    if "ExampleValidator" in report.get("components", {}):
+        report["anomalies"] = found
     model_decision = decision.from_run_summary(report)
     if model_decision is not None:
         report["decision"] = model_decision
@@ -150,6 +142,13 @@ def print_report(run_summary: dict, stream=None) -> None:
         print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
         for key, uri in details["outputs"].items():
             print(f"    {key}: {uri}", file=stream)
+    if "anomalies" in run_summary:
+        print(f"\nData validation: {len(run_summary['anomalies']) or 'no'} anomalies",
+              file=stream)
+        for anomaly in run_summary["anomalies"]:
+            print(f"  {anomaly['validator']}, split {anomaly['split']}, "
+                  f"{anomaly['feature'] or 'dataset'}: "
+                  f"{anomaly['description'] or anomaly['short']}", file=stream)
     if "decision" in run_summary:
         decision.print_decision(run_summary["decision"], stream)
     print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)
