@@ -32,6 +32,8 @@ def compiled(tmp_path_factory):
          "--set", "kubeflow.pipeline_root=gs://run-bucket/root",
          "--set", "kubeflow.serving_model_dir=gs://serving-bucket/models",
          "--set", "evaluation.max_accuracy_drop=0.002",
+         "--set", "kubeflow.evaluator_accelerator=NVIDIA_L4:2",
+         "--set", "kubeflow.evaluator_memory_limit_gb=20.5",
          "--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
          "--temp_location=gs://run-bucket/tmp"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
@@ -97,6 +99,38 @@ def test_data_gate_and_push_destination_are_the_configured_ones(compiled):
     custom_config = json.loads(_parameter(compiled, "Trainer", "custom_config"))
     assert custom_config["training"]["epochs"] == 24
     assert custom_config["backup_root"] == "gs://run-bucket/root/Trainer/backup"
+
+
+def test_trainer_and_evaluator_pods_ask_for_their_accelerator_cpu_and_memory(compiled):
+    executors = compiled["deploymentSpec"]["executors"]
+    # The full profile's defaults for the Trainer, overrides for the Evaluator.
+    assert executors["Trainer_executor"]["container"]["resources"] == {
+        "accelerator": {"type": "NVIDIA_TESLA_T4", "count": "1"},
+        "cpuRequest": 4.0, "cpuLimit": 8.0, "memoryRequest": 16.0, "memoryLimit": 30.0}
+    assert executors["Evaluator_executor"]["container"]["resources"] == {
+        "accelerator": {"type": "NVIDIA_L4", "count": "2"},
+        "cpuRequest": 2.0, "cpuLimit": 4.0, "memoryRequest": 8.0, "memoryLimit": 20.5}
+    for component in ("Cifar10ExampleGen", "Transform", "Pusher"):
+        assert "resources" not in executors[f"{component}_executor"]["container"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("kubeflow.trainer_accelerator=NVIDIA_TESLA_T4:zero",
+     "kubeflow.trainer_accelerator: expected TYPE:COUNT with a positive count"),
+    ("kubeflow.evaluator_cpu_request=16",
+     "kubeflow.evaluator_cpu_request: 16.0 is over kubeflow.evaluator_cpu_limit (4.0)"),
+    ("kubeflow.trainer_memory_limit_gb=-1",
+     "kubeflow.trainer_memory_limit_gb: must be >= 0"),
+])
+def test_bad_resources_exit_2_naming_the_setting(tmp_path, override, message):
+    output = tmp_path / "spec.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.kubeflow_runner", "--output", str(output),
+         "--set", override],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_settings_exit_2_and_write_nothing(tmp_path):
