@@ -6,6 +6,10 @@ Exit status: 0 on success, 2 for bad input or settings (a GPU that TensorFlow ca
 use included), 1 when the pipeline failed, 3 when another run holds the output
 directory's lock (nothing was done), 4 when data validation found anomalies and
 stopped the run before Transform (nothing trained or pushed).
+
+Every run that got as far as a component, failed or blocked ones included, writes its
+report, `<output dir>/reports/<run id>/index.html`; `python -m pipeline report
+--output-dir O --profile P` writes the latest run's report again and runs nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
+from typing import Optional
 
 # Nothing imported here imports TensorFlow: its runtime settings depend on the config
 # (training.device) and must be in the environment before it loads.
@@ -50,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="CIFAR-10 directory or tarball holding a test batch")
     evaluate.add_argument("--cache-dir", default=None)
     evaluate.add_argument("--limit", type=int, help="first N images of the test batch")
+    report = commands.add_parser(
+        "report", help="write the latest run's report again from ML Metadata (runs nothing)")
+    report.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
+                        help="the profile the run used (it names the pipeline)")
+    report.add_argument("--output-dir", help="the run's output directory")
     return parser
 
 
@@ -105,6 +116,50 @@ def _evaluate(args, extra_args) -> int:
     return 0
 
 
+def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
+                  ) -> Optional[str]:
+    """Writes the latest run's report (only a run started at or after `started_ms`)
+    and adds its path to `run_summary`. A failure to write it is printed and never
+    changes the run's exit status."""
+    try:
+        from pipeline.report.writer import write_report
+        index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
+                             config.output_dir, config.profile, started_ms)
+    except Exception as error:  # the run's own outcome matters more than its report
+        print(f"warning: the run report was not written: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return None
+    if index:
+        run_summary["report"] = index
+    return index
+
+
+def _report(args, extra_args) -> int:
+    if extra_args:
+        print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
+        return 2
+    try:
+        config = pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
+                                      if args.output_dir else ())
+    except pipeline_config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from pipeline.report.writer import write_report
+    try:
+        index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
+                             config.output_dir, config.profile)
+    except Exception as error:  # an artifact the report reads is missing or unreadable
+        print(f"error: the report was not written: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return 1
+    if index is None:
+        print(f"error: {os.path.abspath(config.metadata_path)}: no run of pipeline "
+              f"{config.pipeline_name} recorded (is --profile the run's?)", file=sys.stderr)
+        return 2
+    print(f"Report: {index}")
+    return 0
+
+
 EXIT_DATA_ANOMALIES = 4
 
 
@@ -129,6 +184,9 @@ def main(argv=None) -> int:
     if args.command == "evaluate":
         runtime.prepare_tensorflow()
         return _evaluate(args, beam_args)
+    if args.command == "report":
+        runtime.prepare_tensorflow()
+        return _report(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
     except pipeline_config.ConfigError as error:
@@ -137,6 +195,7 @@ def main(argv=None) -> int:
     runtime.prepare_tensorflow(config.training.device)
     from components.training.device import TrainingDeviceError
     from pipeline import local_runner
+    started_ms = int(time.time() * 1000)
     try:
         run_summary = local_runner.run(config, args.to_nodes)
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
@@ -148,13 +207,19 @@ def main(argv=None) -> int:
     except Exception as error:  # a component failed: TFX has logged the traceback
         if _blocked_by_data_validation(error):
             from pipeline import summary
-            summary.print_report(summary.run_report(os.path.abspath(config.metadata_path),
-                                                    config.pipeline_name))
+            blocked = summary.run_report(os.path.abspath(config.metadata_path),
+                                         config.pipeline_name)
+            _write_report(config, blocked, started_ms)
+            summary.print_report(blocked)
             print(f"error: data validation stopped the run: {error}", file=sys.stderr)
             return EXIT_DATA_ANOMALIES
         print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
+        index = _write_report(config, {}, started_ms)
+        if index:
+            print(f"Report: {index}")
         return 1
     from pipeline import summary
+    _write_report(config, run_summary, started_ms)
     summary.print_report(run_summary)
     return 0
 

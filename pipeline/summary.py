@@ -151,4 +151,6 @@ def print_report(run_summary: dict, stream=None) -> None:
                   f"{anomaly['description'] or anomaly['short']}", file=stream)
     if "decision" in run_summary:
         decision.print_decision(run_summary["decision"], stream)
+    if "report" in run_summary:
+        print(f"Report: {run_summary['report']}", file=stream)
     print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)

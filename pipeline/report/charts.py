@@ -1,0 +1,64 @@
+"""The report's pictures as PNG files: class balance per split and the confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+from components.contract import CLASS_NAMES
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # no display: render to files only
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def class_balance(class_counts: Dict[str, List[int]], path: str) -> None:
+    """Share of each class in each split, the splits side by side: shares, not counts,
+    so that splits of different sizes compare (the legend gives each split's size)."""
+    import numpy as np
+
+    plt = _pyplot()
+    splits = sorted(class_counts)
+    positions = np.arange(len(CLASS_NAMES))
+    width = 0.8 / max(len(splits), 1)
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    for index, split in enumerate(splits):
+        counts = np.asarray(class_counts[split], dtype=float)
+        shares = 100 * counts / max(counts.sum(), 1)
+        axis.bar(positions + (index - (len(splits) - 1) / 2) * width, shares, width,
+                 label=f"{split} ({int(counts.sum()):,} images)")
+    axis.axhline(100 / len(CLASS_NAMES), color="grey", linewidth=0.8, linestyle="--")
+    axis.set_xticks(positions, CLASS_NAMES, rotation=30, ha="right")
+    axis.set_ylabel("% of the split")
+    axis.legend(frameon=False, fontsize=9)
+    axis.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def confusion_matrix(matrix: List[List[int]], path: str) -> None:
+    """Counts with true classes as rows, predicted as columns; the colour is the share
+    of the row, so a rare class's mistakes show as clearly as a common one's."""
+    import numpy as np
+
+    plt = _pyplot()
+    counts = np.asarray(matrix, dtype=float)
+    row_share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axis = plt.subplots(figsize=(7, 6.2))
+    image = axis.imshow(row_share, cmap="Blues", vmin=0, vmax=1)
+    for true in range(counts.shape[0]):
+        for predicted in range(counts.shape[1]):
+            axis.text(predicted, true, f"{int(counts[true, predicted])}", ha="center",
+                      va="center", fontsize=8,
+                      color="white" if row_share[true, predicted] > 0.5 else "black")
+    axis.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+    axis.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)

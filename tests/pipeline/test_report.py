@@ -1,0 +1,152 @@
+"""The run report written from a real smoke run: every picture decodes, every link
+resolves, and the confusion matrix agrees with the test split and the Evaluator."""
+
+from __future__ import annotations
+
+import glob
+import html.parser
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.contract import CLASS_NAMES, GATE_PREDICTIONS_FILE, IMAGE_SHAPE, TEST_SPLIT
+from pipeline import decision, summary
+from pipeline.report import writer
+from pipeline.report.facts import MISTAKES_SHOWN
+from tests.support.data import REPO_ROOT
+
+
+class _References(html.parser.HTMLParser):
+    """The page's image sources, link targets and element ids."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.ids = [], [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "a":
+            self.links.append(attrs["href"])
+
+
+def _references(index_path: str) -> _References:
+    parser = _References()
+    with open(index_path) as page:
+        parser.feed(page.read())
+    return parser
+
+
+def _count_records(examples_uri: str, split: str) -> int:
+    files = glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+@pytest.fixture(scope="module")
+def report(pipeline_run):
+    """(index.html path, the facts it was written from, the run it reports on)."""
+    config, _ = pipeline_run
+    metadata_path = os.path.abspath(config.metadata_path)
+    index = writer.write_report(metadata_path, config.pipeline_name, config.output_dir,
+                                config.profile)
+    with open(os.path.join(os.path.dirname(index), writer.FACTS_FILE)) as facts_file:
+        facts = json.load(facts_file)
+    return index, facts, summary.latest_run(metadata_path, config.pipeline_name)
+
+
+def test_the_report_is_the_latest_runs_and_every_picture_decodes(report, pipeline_run):
+    config, _ = pipeline_run
+    index, facts, run = report
+    assert index == os.path.join(writer.report_dir(config.output_dir, run["run_id"]),
+                                 writer.INDEX_FILE)
+    references = _references(index)
+    folder = os.path.dirname(index)
+    # The class balance, the curves, the confusion matrix and the mistakes at least.
+    assert {writer.CLASS_BALANCE_FILE, writer.CURVES_FILE,
+            writer.CONFUSION_MATRIX_FILE} <= set(references.images)
+    for source in references.images:
+        assert not os.path.isabs(source) and "//" not in source, source
+        with Image.open(os.path.join(folder, source)) as image:
+            image.load()
+            assert image.width > 0 and image.height > 0
+    for target in references.links:
+        if target.startswith("#"):
+            assert target[1:] in references.ids, target
+        else:
+            assert os.path.isfile(os.path.join(folder, target)), target
+    with open(index) as page:
+        text = page.read()
+    assert "http://" not in text and "https://" not in text  # static, nothing fetched
+    assert [c["name"] for c in facts["run"]["components"]] and \
+        {c["name"] for c in facts["run"]["components"]} == set(run["components"])
+    assert facts["run"]["profile"] == config.profile
+
+
+def test_the_confusion_matrix_adds_up_to_the_test_split_and_the_evaluators_figures(report):
+    _, facts, run = report
+    matrix = np.array(facts["evaluation"]["confusion_matrix"])
+    examples_uri = run["components"]["Evaluator"]["inputs"]["examples"]
+    assert matrix.shape == (len(CLASS_NAMES), len(CLASS_NAMES))
+    assert matrix.sum() == _count_records(examples_uri, TEST_SPLIT)
+    evaluated = decision.from_run_summary(run)
+    assert matrix.sum() == evaluated["example_count"]
+    for class_id, name in enumerate(CLASS_NAMES):
+        figures = evaluated["per_class"].get(name)
+        if figures is None:  # no test image of this class
+            assert matrix[class_id].sum() == 0
+            continue
+        assert matrix[class_id].sum() == figures["count"], name
+        assert matrix[class_id, class_id] / figures["count"] == pytest.approx(
+            figures["accuracy"], abs=1e-6), name
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(evaluated["accuracy"], abs=1e-6)
+
+
+def test_the_mistakes_shown_are_wrong_and_the_most_confident(report):
+    index, facts, run = report
+    gate_blessing = run["components"]["RegressionGate"]["outputs"]["blessing"]
+    with np.load(os.path.join(gate_blessing, GATE_PREDICTIONS_FILE)) as predictions:
+        probabilities = predictions["candidate_probabilities"]
+        labels = predictions["label"]
+    wrong = probabilities.argmax(axis=1) != labels
+    mistakes = facts["evaluation"]["mistakes"]
+    assert wrong.any() and len(mistakes) == min(int(wrong.sum()), MISTAKES_SHOWN)
+    confidences = [m["confidence"] for m in mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    assert confidences[-1] >= np.sort(probabilities.max(axis=1)[wrong])[-len(mistakes)] - 1e-6
+    for mistake in mistakes:
+        assert mistake["predicted"] != mistake["label"]
+        with Image.open(os.path.join(os.path.dirname(index), mistake["file"])) as image:
+            assert np.asarray(image.convert("RGB")).shape == IMAGE_SHAPE
+
+
+def _run_report_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "report", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_report_command_writes_the_latest_report_again(report, pipeline_run):
+    config, _ = pipeline_run
+    index, _, _ = report
+    os.remove(index)
+
+    result = _run_report_cli("--output-dir", config.output_dir, "--profile", config.profile)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Report: {index}" in result.stdout
+    assert _references(index).images
+
+
+def test_the_report_command_without_a_run_exits_2_and_writes_nothing(tmp_path):
+    result = _run_report_cli("--output-dir", str(tmp_path), "--profile", "smoke")
+    assert result.returncode == 2
+    assert "no run of pipeline cifar10-resnet9-smoke" in result.stderr
+    assert os.listdir(tmp_path) == []
