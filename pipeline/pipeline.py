@@ -14,6 +14,7 @@ from typing import Optional
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
@@ -143,7 +144,7 @@ def create_pipeline(
                                        output_key="statistics"),
         ).with_id(PREVIOUS_SPAN_STATISTICS_RESOLVER_ID)
         previous_statistics.add_upstream_node(statistics_gen)
-        distribution_validator = tfx.components.DistributionValidator(
+        distribution_validator = DistributionValidator(
             statistics=statistics_gen.outputs["statistics"],
             baseline_statistics=previous_statistics.outputs["statistics"],
             config=drift.label_drift_config(validation.label_drift_threshold))

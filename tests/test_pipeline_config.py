@@ -55,7 +55,10 @@ def test_unknown_profile():
 
 @pytest.mark.parametrize("override, message", [
     ("evaluation.accuracy_threshold=1.2", "evaluation.accuracy_threshold: must be within"),
-    ("evaluation.max_accuracy_drop=-0.1", "evaluation.max_accuracy_drop: must be >= 0"),
+    ("evaluation.regression_tolerance=-0.1", "evaluation.regression_tolerance: must be >= 0"),
+    ("evaluation.regression_confidence=0", "evaluation.regression_confidence: must be within"),
+    ("validation.label_drift_threshold=1.5", "validation.label_drift_threshold: must be within"),
+    ("validation.block_on_anomalies=maybe", "validation.block_on_anomalies: expected true or false"),
     ("push.model_name=a/b", "push.model_name"),
 ])
 def test_gate_and_push_settings_are_checked(override, message):
@@ -66,7 +69,9 @@ def test_gate_and_push_settings_are_checked(override, message):
 def test_full_profile_gate_and_serving_layout():
     config = pipeline_config.load("full", ("output_dir=/srv/out",))
     assert config.evaluation.accuracy_threshold == 0.94
-    assert config.evaluation.max_accuracy_drop == 0.0
+    assert config.evaluation.regression_confidence == 0.95
+    assert config.evaluation.regression_tolerance == 0.005
+    assert config.validation.block_on_anomalies and config.validation.schema_file is None
     assert config.serving_model_base_path == "/srv/out/serving_model/cifar10"
     moved = pipeline_config.load("full", ("push.serving_model_dir=/models",
                                           "push.model_name=cifar"))

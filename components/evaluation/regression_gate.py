@@ -128,10 +128,11 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
     serialized, labels, image_ids = read_test_split(examples)
     candidate_probabilities = predict(model, serialized)
     # Against an unblessed candidate the comparison decides nothing: skip its cost.
-    compare_with_baseline = (evaluator_blessed and baseline_model is not None
-                             and baseline_model.id != model.id)
-    baseline_probabilities = (predict(baseline_model, serialized)
-                              if compare_with_baseline else None)
+    # A candidate that is the baseline (a re-run with cached training) agrees with it.
+    baseline_probabilities = None
+    if evaluator_blessed and baseline_model is not None:
+        baseline_probabilities = (candidate_probabilities if baseline_model.id == model.id
+                                  else predict(baseline_model, serialized))
     result = decide(labels, candidate_probabilities, baseline_probabilities,
                     evaluator_blessed, accuracy_threshold, confidence, tolerance)
     result["candidate"]["model"] = model.uri

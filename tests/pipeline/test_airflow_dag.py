@@ -71,7 +71,8 @@ def test_the_dag_runs_under_airflow_and_pushes_a_blessed_model(tmp_path):
     assert result["max_active_runs"] == 1
     tasks = result["tasks"]
     assert {task["retries"] for task in tasks.values()} == {2}
-    assert tasks["Trainer"]["upstream"] == ["SchemaGen", "Transform"]
+    assert tasks["Trainer"]["upstream"] == ["ImportSchemaGen", "Transform"]
+    assert "DataGate" in tasks["Transform"]["upstream"]
     assert tasks["TrainingSpansResolver"]["upstream"] == ["Cifar10ExampleGen"]
     assert result["state"] == "success"
     assert set(result["task_states"].values()) == {"success"}, result["task_states"]

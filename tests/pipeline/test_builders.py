@@ -10,7 +10,8 @@ from tfx.dsl.compiler import compiler
 import pipeline_config
 from components.data.source import DataSource
 from pipeline import builders
-from pipeline.pipeline import EXAMPLE_GEN_ID, TRAINING_SPANS_RESOLVER_ID
+from pipeline.pipeline import (DATA_GATE_ID, EXAMPLE_GEN_ID,
+                               PREVIOUS_SPAN_STATISTICS_RESOLVER_ID, TRAINING_SPANS_RESOLVER_ID)
 
 SPANNED = DataSource(input_base="/data/spans", layout="python",
                      train_pattern="span-{SPAN}/cifar-10-batches-py/data_batch_*",
@@ -46,6 +47,33 @@ def test_a_local_run_ingests_the_newest_span_and_trains_on_the_window(tmp_path):
     assert strategy.op_type == "components.data.spans.LatestSpansStrategy"
     assert strategy.kwargs["num_spans"].value.field_value.int_value == 2
     assert "InfraValidator" in nodes
+
+
+def test_span_data_is_checked_for_label_drift_against_the_previous_span(tmp_path):
+    config = _config(tmp_path, "validation.label_drift_threshold=0.2",
+                     "validation.block_on_anomalies=false")
+    nodes = _nodes(builders.local_pipeline(config, SPANNED))
+    (strategy,) = [graph_node.op_node
+                   for graph in nodes[PREVIOUS_SPAN_STATISTICS_RESOLVER_ID].inputs
+                   .input_graphs.values()
+                   for graph_node in graph.nodes.values() if graph_node.HasField("op_node")]
+    assert strategy.op_type == "components.validation.drift.PreviousSpanStatisticsStrategy"
+    drift_config = json.loads(nodes["DistributionValidator"].parameters.parameters[
+        "distribution_validator_config"].field_value.string_value)
+    (feature,) = drift_config["default_slice_config"]["feature"]
+    assert feature["path"]["step"] == ["label"]
+    assert feature["distribution_comparator"]["infinity_norm"]["threshold"] == 0.2
+    gate = nodes[DATA_GATE_ID]
+    assert set(gate.inputs.inputs) == {"anomalies", "drift_anomalies", "examples", "schema"}
+    assert gate.parameters.parameters["block_on_anomalies"].field_value.string_value == "false"
+
+
+def test_unspanned_data_has_no_drift_check(tmp_path):
+    unspanned = DataSource("/data", "python", "cifar-10-batches-py/data_batch_*",
+                           "cifar-10-batches-py/test_batch", ())
+    nodes = _nodes(builders.local_pipeline(_config(tmp_path), unspanned))
+    assert "DistributionValidator" not in nodes
+    assert set(nodes[DATA_GATE_ID].inputs.inputs) == {"anomalies", "examples", "schema"}
 
 
 def test_an_earlier_span_is_ingested_by_the_same_pipeline_pinned_to_it(tmp_path):

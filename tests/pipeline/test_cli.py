@@ -91,9 +91,10 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["orchestrator"] == "beam" and summary["profile"] == "smoke"
     assert {name: c["state"] for name, c in summary["components"].items()} == {
-        name: "COMPLETE" for name in ("Cifar10ExampleGen", "StatisticsGen", "SchemaGen",
-                                      "ExampleValidator", "Transform", "Trainer",
-                                      "LatestBlessedModelResolver", "Evaluator", "Pusher")}
+        name: "COMPLETE" for name in ("Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen",
+                                      "ExampleValidator", "DataGate", "Transform", "Trainer",
+                                      "LatestBlessedModelResolver", "Evaluator",
+                                      "RegressionGate", "Pusher")}
     assert os.path.isdir(summary["components"]["Transform"]["outputs"]["transform_graph"])
     assert "Artifacts of this run:" in result.stdout
     # The decision, in words and in the JSON line.

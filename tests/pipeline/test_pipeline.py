@@ -10,7 +10,7 @@ from tfx.dsl.compiler import compiler
 from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT
 from components.training.config import TrainingConfig
 from pipeline.pipeline import Ingestion, Locations, create_pipeline
-from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig
+from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig, ValidationConfig
 
 
 def _compiled(tmp_path, **changes):
@@ -22,8 +22,10 @@ def _compiled(tmp_path, **changes):
         ingestion=Ingestion(input_base="/data",
                             train_pattern="cifar-10-batches-py/data_batch_*",
                             test_pattern="cifar-10-batches-py/test_batch"),
-        beam=BeamConfig(), transform=TransformConfig(), training=TrainingConfig(epochs=1),
-        evaluation=EvaluationConfig(accuracy_threshold=0.94, max_accuracy_drop=0.001))
+        beam=BeamConfig(), transform=TransformConfig(), validation=ValidationConfig(),
+        training=TrainingConfig(epochs=1),
+        evaluation=EvaluationConfig(accuracy_threshold=0.94, regression_confidence=0.9,
+                                    regression_tolerance=0.002))
     arguments.update(changes)
     return compiler.Compiler().compile(create_pipeline(**arguments))
 
@@ -41,17 +43,26 @@ def test_evaluator_gate_and_pusher_destination(tmp_path):
     ir = _compiled(tmp_path)
     order = [n.pipeline_node.node_info.id for n in ir.nodes]
     assert sorted(order) == sorted([
-        "Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "Trainer", "LatestBlessedModelResolver", "Evaluator", "Pusher"])
-    assert order.index("Trainer") < order.index("Evaluator") < order.index("Pusher")
+        "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+        "DataGate", "Transform", "Trainer", "Evaluator", "LatestBlessedModelResolver",
+        "RegressionGate", "Pusher"])
+    assert (order.index("DataGate") < order.index("Transform") < order.index("Trainer")
+            < order.index("Evaluator") < order.index("RegressionGate") < order.index("Pusher"))
+    assert "DataGate" in _node(ir, "Transform").upstream_nodes
     evaluator = _node(ir, "Evaluator")
-    assert set(evaluator.inputs.inputs) >= {"examples", "model", "baseline_model"}
+    # The baseline goes to the RegressionGate, not to TFMA.
+    assert set(evaluator.inputs.inputs) == {"examples", "model"}
     eval_config = json.loads(_parameter(evaluator, "eval_config"))
     (accuracy,) = [m for m in eval_config["metrics_specs"][0]["metrics"]
                    if m["class_name"] == "SparseCategoricalAccuracy"]
     threshold = accuracy["per_slice_thresholds"][0]["threshold"]
     assert threshold["value_threshold"]["lower_bound"] == 0.94
-    assert threshold["change_threshold"]["absolute"] == -0.001
+    assert "change_threshold" not in threshold
+    gate = _node(ir, "RegressionGate")
+    assert set(gate.inputs.inputs) == {"model", "examples", "evaluation_blessing",
+                                       "baseline_model"}
+    assert gate.parameters.parameters["confidence"].field_value.double_value == 0.9
+    assert gate.parameters.parameters["tolerance"].field_value.double_value == 0.002
     assert json.loads(_parameter(evaluator, "example_splits")) == [TEST_SPLIT]
     pusher = _node(ir, "Pusher")
     assert set(pusher.inputs.inputs) == {"model", "model_blessing"}

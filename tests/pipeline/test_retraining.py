@@ -30,8 +30,8 @@ from tests.support.data import REPO_ROOT, write_small_dataset
 
 pytestmark = pytest.mark.slow  # five pipeline runs, one killed
 
-DATA_STEPS = ["Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "Transform"]
+DATA_STEPS = ["Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+              "DistributionValidator", "DataGate", "Transform"]
 
 
 def _versions(base_path: str) -> dict:
