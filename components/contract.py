@@ -68,6 +68,17 @@ WARMUP_REQUESTS_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests"
 GATE_RESULT_FILE = "gate.json"
 GATE_PREDICTIONS_FILE = "predictions.npz"
 
+# The model config beside the versions under a model base path: TF Serving's
+# ModelServerConfig (text format) with the version policy and version labels. Absent,
+# the newest version is served; `python -m serving label` writes it, and once it names
+# a `stable` version a new push is served only when a label is moved onto it. Versions
+# that have been `stable`, oldest first, one per line, are kept beside it for rollback.
+MODEL_CONFIG_FILE = "models.config"
+STABLE_HISTORY_FILE = "stable_history"
+STABLE_LABEL = "stable"
+CANARY_LABEL = "canary"
+VERSION_LABELS = (STABLE_LABEL, CANARY_LABEL)
+
 # The Pusher's custom property naming the version a model already is (no re-push).
 ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
 

@@ -2,6 +2,9 @@
 
     python -m serving serve --model-base-path DIR --model-name NAME --rest-port P --grpc-port Q
     python -m serving predict --server URL [--grpc] IMAGE...
+    python -m serving label stable|canary VERSION --model-base-path DIR [--server URL]
+    python -m serving rollback --model-base-path DIR [--server URL]
+    python -m serving versions --model-base-path DIR [--server URL]
 
 Exit status: 0 on success, 2 for bad arguments or input (named in the message), 1 when
 the server refused a request or could not be reached.
@@ -17,6 +20,7 @@ import warnings
 # Only errors from TensorFlow's C++ start-up, not its informational lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from components.contract import STABLE_LABEL, VERSION_LABELS  # noqa: E402
 from serving.limits import Limits  # noqa: E402
 
 
@@ -60,6 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model-name", default="cifar10")
     predict.add_argument("--version", type=int, help="a specific version (default: latest)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    label = commands.add_parser("label", help="point a version label at a version")
+    label.add_argument("label", choices=VERSION_LABELS)
+    label.add_argument("version", type=int)
+    rollback = commands.add_parser(
+        "rollback", help=f"point {STABLE_LABEL!r} back at the version stable before it")
+    versions = commands.add_parser("versions", help="list versions, their state and labels")
+    for command in (label, rollback, versions):
+        command.add_argument("--model-base-path", required=True,
+                             help="directory of integer version directories")
+        command.add_argument("--model-name", default="cifar10")
+        command.add_argument("--server", help="the model server's REST URL: versions reports "
+                             "its states; label and rollback load a version there before "
+                             "moving a label in use onto it (TF Serving needs this)")
+    for command in (label, rollback):
+        command.add_argument("--timeout-seconds", type=float, default=300.0,
+                             help="how long a version may take to load on --server")
     return parser
 
 
@@ -110,11 +130,70 @@ def _predict(args) -> int:
     return 0
 
 
+def _labels(args) -> int:
+    """label / rollback / versions over a model base path."""
+    from serving import labels
+
+    if not os.path.isdir(args.model_base_path):
+        print(f"error: --model-base-path {args.model_base_path}: not a directory",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.command == "versions":
+            _print_versions(args)
+        elif args.command == "label":
+            labels.move_label(args.model_base_path, args.model_name, args.label, args.version,
+                              args.server, args.timeout_seconds)
+            print(f"{args.label} -> version {args.version} of {args.model_name}")
+        else:
+            version = labels.rollback(args.model_base_path, args.model_name, args.server,
+                                      args.timeout_seconds)
+            print(f"{STABLE_LABEL} -> version {version} of {args.model_name} (rolled back)")
+    except labels.LabelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # --server unreachable
+        print(f"error: cannot reach {args.server}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_versions(args) -> None:
+    from components.contract import SAVED_MODEL_FILE, ready_versions
+    from serving import labels
+
+    policy = labels.read_policy(args.model_base_path, args.model_name)
+    on_disk = sorted(int(name) for name in os.listdir(args.model_base_path) if name.isdigit())
+    ready = set(ready_versions(args.model_base_path))
+    if policy is None or policy.versions is None:
+        served = set(sorted(ready, reverse=True)[:1])
+        rule = "the newest version (no labels)"
+    else:
+        served = set(policy.versions)
+        rule = f"labelled versions only ({labels.config_path(args.model_base_path)})"
+    states = labels.server_version_states(args.server, args.model_name) if args.server else {}
+    by_version = {}
+    for label, version in (policy.labels if policy else {}).items():
+        by_version.setdefault(version, []).append(label)
+    print(f"Served: {rule}")
+    print(f"{'version':>12}  {'on disk':<10}  {'policy':<10}  {'server':<10}  labels")
+    for version in sorted(set(on_disk) | served, reverse=True):
+        disk = ("ready" if version in ready else f"no {SAVED_MODEL_FILE}"
+                if version in on_disk else "missing")
+        server = states.get(version, ("-" if not args.server else "unknown",))[0]
+        print(f"{version:>12}  {disk:<10}  {'served' if version in served else '-':<10}  "
+              f"{server:<10}  {', '.join(sorted(by_version.get(version, [])))}")
+
+
 def main(argv=None) -> int:
     # google-api-core warns that Python 3.10 is old; TFX 1.16 supports nothing newer.
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     args = _parser().parse_args(argv)
-    return _serve(args) if args.command == "serve" else _predict(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "predict":
+        return _predict(args)
+    return _labels(args)
 
 
 if __name__ == "__main__":

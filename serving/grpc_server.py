@@ -36,13 +36,13 @@ def _dtype_name(dtype: int) -> str:
 
 
 def _model(model_spec) -> tuple:
-    """(model name, requested version or None) of a request's model_spec."""
+    """(model name, requested version or None, requested label or None) of a request's
+    model_spec."""
     if not model_spec.name:
         raise invalid("model_spec.name is empty: name the model to call")
-    if model_spec.HasField("version_label"):
-        raise invalid("version labels are not supported; set model_spec.version")
     return (model_spec.name,
-            model_spec.version.value if model_spec.HasField("version") else None)
+            model_spec.version.value if model_spec.HasField("version") else None,
+            model_spec.version_label if model_spec.HasField("version_label") else None)
 
 
 def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int,

@@ -5,8 +5,9 @@ Backends, in the order `auto` tries them:
 - `docker`, when a Docker daemon answers: the `tensorflow/serving` image;
 - `embedded`: this package's server (REST + gRPC, same APIs, see docs/ARCHITECTURE.md), for
   machines without TF Serving.
-The two real ones get a generated model config (latest-version policy, file-system
-polling) and a batching parameters file.
+The two real ones read the model config under the base path (serving/labels.py:
+the newest versions, or the labelled ones), polled for changes, and get a generated
+batching parameters file.
 """
 
 from __future__ import annotations
@@ -20,17 +21,15 @@ import sys
 import threading
 from typing import List, Optional
 
-from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
-
+from components.contract import MODEL_CONFIG_FILE
+from serving import labels
 from serving.limits import Limits
 
 BACKENDS = ("auto", "tensorflow_model_server", "docker", "embedded")
 DOCKER_IMAGE = "tensorflow/serving:2.16.1"
-MODEL_CONFIG_FILE = "models.config"
 BATCHING_CONFIG_FILE = "batching.config"
-# Inside the container (the image's own conventions).
-_CONTAINER_MODELS_DIR = "/models"
+# Inside the container. The base path is mounted at its own absolute path, so that the
+# model config under it (which names it) reads the same inside and out.
 _CONTAINER_CONFIG_DIR = "/config"
 _CONTAINER_REST_PORT, _CONTAINER_GRPC_PORT = 8501, 8500
 
@@ -77,17 +76,6 @@ def check(settings: ServerSettings) -> None:
         raise ServerConfigError(f"limits: {error}") from None
 
 
-def model_config_text(model_name: str, base_path: str, num_versions: int) -> str:
-    """TF Serving's --model_config_file contents, written from its own proto."""
-    config = model_server_config_pb2.ModelServerConfig()
-    model = config.model_config_list.config.add()
-    model.name = model_name
-    model.base_path = base_path
-    model.model_platform = "tensorflow"
-    model.model_version_policy.latest.num_versions = num_versions
-    return text_format.MessageToString(config)
-
-
 def batching_config_text(settings: ServerSettings) -> str:
     # tensorflow.serving.BatchingParameters; its proto is not in tensorflow-serving-api.
     return (f"max_batch_size {{ value: {settings.max_batch_size} }}\n"
@@ -119,19 +107,25 @@ def choose_backend(requested: str) -> tuple:
 
 
 def write_config_files(settings: ServerSettings, config_dir: str, backend: str) -> None:
+    """The batching file in `config_dir`, and the model config under the base path
+    unless it holds labels (then it is the operator's, and kept as it is)."""
+    try:
+        policy = labels.read_policy(settings.model_base_path, settings.model_name)
+    except labels.LabelError as error:
+        raise ServerConfigError(str(error)) from None
+    if policy is None or policy.versions is None:
+        labels.write_policy(settings.model_base_path, settings.model_name,
+                            labels.VersionPolicy({}, None), settings.num_versions)
     os.makedirs(config_dir, exist_ok=True)
-    base_path = (f"{_CONTAINER_MODELS_DIR}/{settings.model_name}" if backend == "docker"
-                 else os.path.abspath(settings.model_base_path))
-    with open(os.path.join(config_dir, MODEL_CONFIG_FILE), "w") as config_file:
-        config_file.write(model_config_text(settings.model_name, base_path,
-                                            settings.num_versions))
     with open(os.path.join(config_dir, BATCHING_CONFIG_FILE), "w") as config_file:
         config_file.write(batching_config_text(settings))
 
 
 def server_command(settings: ServerSettings, config_dir: str, backend: str) -> List[str]:
     """The command line of a real TF Serving backend, reading the files written by
-    `write_config_files` from `config_dir`."""
+    `write_config_files`."""
+    base_path = os.path.abspath(settings.model_base_path)
+    poll_seconds = max(1, round(settings.file_system_poll_seconds))
     if backend == "tensorflow_model_server":
         config_path, ports = os.path.abspath(config_dir), [
             f"--port={settings.grpc_port}", f"--rest_api_port={settings.rest_port}"]
@@ -143,15 +137,19 @@ def server_command(settings: ServerSettings, config_dir: str, backend: str) -> L
         prefix = ["docker", "run", "--rm", "--init",
                   "-p", f"{publish_host}{settings.rest_port}:{_CONTAINER_REST_PORT}",
                   "-p", f"{publish_host}{settings.grpc_port}:{_CONTAINER_GRPC_PORT}",
-                  "-v", f"{os.path.abspath(settings.model_base_path)}:"
-                        f"{_CONTAINER_MODELS_DIR}/{settings.model_name}:ro",
+                  "-v", f"{base_path}:{base_path}:ro",
                   "-v", f"{os.path.abspath(config_dir)}:{_CONTAINER_CONFIG_DIR}:ro",
                   "--entrypoint", "tensorflow_model_server", DOCKER_IMAGE]
     else:
         raise ServerConfigError(f"--backend {backend}: not a TF Serving backend")
     return prefix + ports + [
-        f"--model_config_file={config_path}/{MODEL_CONFIG_FILE}",
-        f"--file_system_poll_wait_seconds={max(1, round(settings.file_system_poll_seconds))}",
+        f"--model_config_file={base_path}/{MODEL_CONFIG_FILE}",
+        # Label changes are picked up as often as new versions.
+        f"--model_config_file_poll_wait_seconds={poll_seconds}",
+        f"--file_system_poll_wait_seconds={poll_seconds}",
+        # A label that is new may name a version still loading (at start-up, every one
+        # is); moving a label in use still needs a loaded version (serving/labels.py).
+        "--allow_version_labels_for_unavailable_models=true",
         "--enable_batching=true",
         f"--batching_parameters_file={config_path}/{BATCHING_CONFIG_FILE}",
     ]
@@ -216,6 +214,8 @@ def serve(settings: ServerSettings, backend: str = "auto", config_dir: Optional[
                                             os.pardir, f".{settings.model_name}-server-config")
     write_config_files(settings, config_dir, chosen)
     command = server_command(settings, config_dir, chosen)
+    print(f"Model config (versions and labels): "
+          f"{labels.config_path(os.path.abspath(settings.model_base_path))}", flush=True)
     print(f"Config files in {os.path.normpath(config_dir)}", flush=True)
     print("Command: " + " ".join(command), flush=True)
     if dry_run:

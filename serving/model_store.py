@@ -5,6 +5,11 @@ directory of `<base path>`; it is ready once its `saved_model.pb` exists (the Pu
 writes that file last); the latest `num_versions` ready versions are served; a new
 version is loaded beside the old one and the old one is unloaded only once the new
 one is available, so requests never meet a gap.
+
+With version labels in the base path's model config (serving/labels.py) exactly the
+labelled versions are served, and the config is re-read on every poll: a label keeps
+its old version until the new one is loaded, then moves, and only then is the old
+version unloaded.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from components.contract import SAVED_MODEL_FILE, ready_versions
-from serving.errors import not_found
+from serving import labels as version_labels
+from serving.errors import ServingError, invalid, not_found
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
@@ -69,13 +75,46 @@ class ModelStore:
         # A version whose load failed is retried only when its saved_model.pb changes
         # (a copy still in progress), not on every poll.
         self._failed: Dict[int, Tuple[float, int]] = {}
+        # The model config as last read (None: absent, the newest versions), the file
+        # state it was read at, and the labels requests are answered with now.
+        self._policy: Optional[version_labels.VersionPolicy] = None
+        self._config_state: Optional[tuple] = None
+        self._labels: Dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
+    def _read_config(self) -> None:
+        """Re-reads the model config when it changed; a config that cannot be read is
+        reported once and the previous one kept (as TF Serving does)."""
+        path = version_labels.config_path(self.base_path)
+        try:
+            stat = os.stat(path)
+            state = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            state = None
+        if state == self._config_state:
+            return
+        self._config_state = state
+        try:
+            policy = version_labels.read_policy(self.base_path, self.model_name)
+        except (version_labels.LabelError, OSError) as error:
+            self._log(f"Model config {path} not applied, keeping the previous one: {error}")
+            return
+        if policy != self._policy:
+            self._log(f"Model config of {self.model_name}: " + (
+                "the newest versions" if policy is None or policy.versions is None else
+                f"versions {list(policy.versions)}, labels {policy.labels}"))
+        self._policy = policy
+
     def poll_once(self) -> None:
-        """Loads newly ready versions among the latest, then unloads the rest."""
+        """Loads the versions the config asks for (by default the latest), moves the
+        labels onto loaded versions, then unloads the rest."""
         ready = ready_versions(self.base_path)
-        wanted = sorted(ready, reverse=True)[:self.num_versions]
+        self._read_config()
+        if self._policy is None or self._policy.versions is None:
+            wanted = sorted(ready, reverse=True)[:self.num_versions]
+        else:
+            wanted = [version for version in self._policy.versions if version in ready]
         for version in sorted(wanted):
             if version in self._loaded:
                 continue
@@ -98,11 +137,15 @@ class ModelStore:
             self._set_status(version, AVAILABLE)
             self._log(f"Serving {self.model_name} version {version} from {ready[version]} "
                       f"(loaded in {time.monotonic() - started:.1f} s)")
-        available_wanted = [version for version in wanted if version in self._loaded]
-        if not available_wanted:
+        with self._lock:
+            self._labels = version_labels.effective_labels(
+                self._policy.labels if self._policy else {}, self._labels, set(self._loaded))
+            keep = {version for version in wanted if version in self._loaded}
+            keep |= set(self._labels.values())
+        if not keep:
             return  # keep serving whatever is loaded until a wanted version is ready
         for version in list(self._loaded):
-            if version not in wanted:
+            if version not in keep:
                 with self._lock:
                     del self._loaded[version]
                 self._set_status(version, END)
@@ -131,13 +174,35 @@ class ModelStore:
         if self._thread:
             self._thread.join()
 
-    def get(self, model_name: str, version: Optional[int] = None) -> LoadedVersion:
-        """The requested version, or the latest available one."""
+    def labels(self) -> Dict[str, int]:
+        """Label -> version, as requests by label are answered now."""
+        with self._lock:
+            return dict(self._labels)
+
+    def _unknown_label(self, label: str) -> ServingError:
+        """INVALID_ARGUMENT naming the label (and the version the config gives it, if
+        that is not loaded), as TF Serving answers an unknown label."""
+        configured = (self._policy.labels if self._policy else {}).get(label)
+        detail = (f" (the model config points it at version {configured}, which is not "
+                  f"loaded)" if configured is not None else "")
+        return invalid(f"Unrecognized servable version label: {label}{detail}")
+
+    def get(self, model_name: str, version: Optional[int] = None,
+            label: Optional[str] = None) -> LoadedVersion:
+        """The requested version (or the one `label` points at), or the latest
+        available one."""
         if model_name != self.model_name:
             raise not_found(f"Servable not found for request: "
-                            f"{'Latest' if version is None else 'Specific'}({model_name}"
-                            f"{'' if version is None else f', {version}'})")
+                            f"{'Latest' if version is None and label is None else 'Specific'}"
+                            f"({model_name}{'' if version is None else f', {version}'}"
+                            f"{'' if label is None else f', {label}'})")
         with self._lock:
+            # The label is resolved and its version taken under one lock: the poller
+            # moves a label and unloads its old version under the same lock.
+            if label is not None:
+                if label not in self._labels:
+                    raise self._unknown_label(label)
+                version = self._labels[label]
             if version is None:
                 if self._loaded:
                     return self._loaded[max(self._loaded)]
@@ -147,10 +212,15 @@ class ModelStore:
             raise not_found(f"Servable not found for request: Latest({model_name})")
         raise not_found(f"Servable not found for request: Specific({model_name}, {version})")
 
-    def statuses(self, model_name: str, version: Optional[int] = None) -> List[VersionStatus]:
+    def statuses(self, model_name: str, version: Optional[int] = None,
+                 label: Optional[str] = None) -> List[VersionStatus]:
         if model_name != self.model_name:
             raise not_found(f"Could not find any versions of model {model_name}")
         with self._lock:
+            if label is not None:
+                if label not in self._labels:
+                    raise self._unknown_label(label)
+                version = self._labels[label]
             statuses = dict(self._statuses)
         if version is not None:
             if version not in statuses:

@@ -1,9 +1,9 @@
 """TF Serving's REST API over a ModelStore (docs/ARCHITECTURE.md says what it covers).
 
-    GET  /v1/models/NAME[/versions/V]              model status
-    GET  /v1/models/NAME[/versions/V]/metadata     signature defs
-    POST /v1/models/NAME[/versions/V]:predict      row ("instances") or columnar ("inputs")
-    POST /v1/models/NAME[/versions/V]:classify     "examples" as JSON features
+    GET  /v1/models/NAME[/versions/V|/labels/L]              model status
+    GET  /v1/models/NAME[/versions/V|/labels/L]/metadata     signature defs
+    POST /v1/models/NAME[/versions/V|/labels/L]:predict      row ("instances") or columnar ("inputs")
+    POST /v1/models/NAME[/versions/V|/labels/L]:classify     "examples" as JSON features
 
 Bytes travel as {"b64": "..."}; every error is {"error": "..."} with a 4xx/5xx status.
 """
@@ -176,8 +176,7 @@ class RestApi:
         match = _MODEL_PATH.match(path.split("?", 1)[0])
         if not match:
             raise not_found(f"Malformed request: {method} {path}")
-        if match["label"] is not None:
-            raise invalid("version labels are not supported; use /versions/<number>")
+        label = match["label"]
         version = None
         if match["version"] is not None:
             if not match["version"].isdigit():
@@ -185,11 +184,11 @@ class RestApi:
             version = int(match["version"])
         name, suffix = match["name"], match["suffix"]
         if method == "GET" and suffix is None:
-            return self._status(name, version)
+            return self._status(name, version, label)
         if method == "GET" and suffix == "/metadata":
-            return self._metadata(name, version)
+            return self._metadata(name, version, label)
         if method == "POST" and suffix in (":predict", ":classify", ":regress"):
-            loaded = self.store.get(name, version)
+            loaded = self.store.get(name, version, label)
             with self.parse_slots:
                 request = parse_json_body(body, self.limits.max_json_depth)
                 if suffix == ":predict":
@@ -199,15 +198,15 @@ class RestApi:
             raise invalid("this model has no regression signature")
         raise not_found(f"Malformed request: {method} {path}")
 
-    def _status(self, name: str, version: Optional[int]) -> dict:
+    def _status(self, name: str, version: Optional[int], label: Optional[str]) -> dict:
         return {"model_version_status": [
             {"version": str(status.version), "state": status.state,
              "status": {"error_code": "OK" if not status.error_message else "UNKNOWN",
                         "error_message": status.error_message}}
-            for status in self.store.statuses(name, version)]}
+            for status in self.store.statuses(name, version, label)]}
 
-    def _metadata(self, name: str, version: Optional[int]) -> dict:
-        loaded = self.store.get(name, version)
+    def _metadata(self, name: str, version: Optional[int], label: Optional[str]) -> dict:
+        loaded = self.store.get(name, version, label)
         signature_defs = {key: json_format.MessageToDict(value)
                           for key, value in loaded.signature_defs.items()}
         return {"model_spec": {"name": name, "signature_name": "",

@@ -10,6 +10,7 @@ import sys
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from components.contract import MODEL_CONFIG_FILE
 from serving import model_server
 from tests.support.data import REPO_ROOT
 
@@ -19,8 +20,8 @@ def _settings(base_path, **changes):
                                        rest_port=8501, grpc_port=8500, **changes)
 
 
-def _model_config(config_dir) -> model_server_config_pb2.ModelServerConfig:
-    with open(os.path.join(config_dir, model_server.MODEL_CONFIG_FILE)) as config_file:
+def _model_config(base_path) -> model_server_config_pb2.ModelServerConfig:
+    with open(os.path.join(base_path, MODEL_CONFIG_FILE)) as config_file:
         return text_format.Parse(config_file.read(), model_server_config_pb2.ModelServerConfig())
 
 
@@ -30,7 +31,7 @@ def test_tf_serving_binary_config_and_command(tmp_path):
     settings = _settings(base_path, num_versions=2, max_batch_size=32)
     config_dir = tmp_path / "config"
     model_server.write_config_files(settings, str(config_dir), "tensorflow_model_server")
-    (model,) = _model_config(config_dir).model_config_list.config
+    (model,) = _model_config(base_path).model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == (
         "cifar10", str(base_path), "tensorflow")
     assert model.model_version_policy.latest.num_versions == 2
@@ -39,7 +40,7 @@ def test_tf_serving_binary_config_and_command(tmp_path):
     command = model_server.server_command(settings, str(config_dir), "tensorflow_model_server")
     assert command[0].endswith("tensorflow_model_server")
     assert {"--port=8500", "--rest_api_port=8501", "--enable_batching=true",
-            f"--model_config_file={config_dir}/models.config",
+            f"--model_config_file={base_path}/{MODEL_CONFIG_FILE}",
             f"--batching_parameters_file={config_dir}/batching.config"} <= set(command)
 
 
@@ -48,12 +49,13 @@ def test_docker_mounts_the_base_path_where_the_config_points(tmp_path):
     base_path.mkdir()
     settings = _settings(base_path, host="127.0.0.1")
     model_server.write_config_files(settings, str(tmp_path / "config"), "docker")
-    (model,) = _model_config(tmp_path / "config").model_config_list.config
+    (model,) = _model_config(base_path).model_config_list.config
     command = model_server.server_command(settings, str(tmp_path / "config"), "docker")
     assert command[:2] == ["docker", "run"] and model_server.DOCKER_IMAGE in command
     assert f"{base_path}:{model.base_path}:ro" in command
     assert "127.0.0.1:8501:8501" in command and "127.0.0.1:8500:8500" in command
-    assert "--model_config_file=/config/models.config" in command
+    assert f"--model_config_file={model.base_path}/{MODEL_CONFIG_FILE}" in command
+    assert "--batching_parameters_file=/config/batching.config" in command
 
 
 def test_auto_falls_back_to_the_embedded_server_only_without_tf_serving():
@@ -73,7 +75,8 @@ def test_dry_run_prints_the_command_and_bad_arguments_exit_2(tmp_path):
          "--dry-run"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr
     assert "Command: " in dry.stdout and "--rest_api_port=8501" in dry.stdout
-    assert (tmp_path / "config" / "models.config").exists()
+    assert (tmp_path / "config" / model_server.BATCHING_CONFIG_FILE).exists()
+    assert (base_path / MODEL_CONFIG_FILE).exists()
     missing = subprocess.run(
         [sys.executable, "-m", "serving", "serve", "--model-base-path",
          str(tmp_path / "absent"), "--dry-run"],

@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from components.contract import SAVED_MODEL_FILE
+from components.contract import CANARY_LABEL, MODEL_CONFIG_FILE, SAVED_MODEL_FILE, STABLE_LABEL
 from serving.errors import ServingError
+from serving.labels import move_label
 from serving.model_store import AVAILABLE, END, ModelStore
 from tests.support.pushing import copy_version
 
@@ -64,3 +65,35 @@ def test_unknown_model_and_empty_base_path_are_not_found(tmp_path):
         with pytest.raises(ServingError) as raised:
             call()
         assert raised.value.code == "NOT_FOUND"
+
+
+def test_a_label_moves_only_onto_a_loaded_version(pushed_model, tmp_path):
+    """The config moves `stable` onto a version that fails to load: requests by the
+    label keep getting the old version; an unknown label is refused by name."""
+    _, _, version_dir = pushed_model
+    copy_version(version_dir, tmp_path, 3)
+    move_label(str(tmp_path), "cifar10", STABLE_LABEL, 3)
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None)
+    store.poll_once()
+    assert store.get("cifar10", label=STABLE_LABEL).version == 3
+    copy_version(version_dir, tmp_path, 4)
+    store.poll_once()
+    assert store.get("cifar10").version == 3  # a push is not served while stable is set
+    corrupt = copy_version(version_dir, tmp_path, 5)
+    with open(os.path.join(corrupt, SAVED_MODEL_FILE), "wb") as pb_file:
+        pb_file.write(b"truncated")
+    move_label(str(tmp_path), "cifar10", STABLE_LABEL, 5)
+    store.poll_once()
+    assert store.get("cifar10", label=STABLE_LABEL).version == 3
+    assert store.labels() == {STABLE_LABEL: 3}
+    move_label(str(tmp_path), "cifar10", CANARY_LABEL, 4)
+    store.poll_once()
+    assert store.labels() == {STABLE_LABEL: 3, CANARY_LABEL: 4}
+    assert [s.version for s in store.statuses("cifar10", label=CANARY_LABEL)] == [4]
+    os.remove(os.path.join(str(tmp_path), MODEL_CONFIG_FILE))
+    store.poll_once()  # no config: the newest loadable version again, no labels
+    assert store.get("cifar10").version == 4 and store.labels() == {}
+    with pytest.raises(ServingError) as raised:
+        store.get("cifar10", label=STABLE_LABEL)
+    assert raised.value.code == "INVALID_ARGUMENT"
+    assert raised.value.message == "Unrecognized servable version label: stable"
