@@ -128,6 +128,53 @@ def test_the_mistakes_shown_are_wrong_and_the_most_confident(report):
             assert np.asarray(image.convert("RGB")).shape == IMAGE_SHAPE
 
 
+def _variant(facts: dict, variant: str) -> dict:
+    """The real run's facts changed into a run DataGate stopped, or one whose gate
+    compared the candidate with a baseline (with and without a finite interval)."""
+    import copy
+
+    facts = copy.deepcopy({k: v for k, v in facts.items() if k not in ("model_card", "files")})
+    if variant == "blocked":
+        facts["training"] = facts["evaluation"] = None
+        facts["data"]["anomalies"] = [{
+            "component": "DistributionValidator", "split": "train_train", "feature": "label",
+            "severity": "ERROR", "short": "High Linfty distance between current and previous",
+            "description": "The Linfty distance between current and previous is 0.63 (up "
+                           "to six significant digits), above the threshold 0.6."}]
+        facts["run"]["failed"] = ["DataGate"]
+        return facts
+    gate = facts["evaluation"]["gate"]
+    gate["baseline"] = {"model": "/baseline/model", "accuracy": 0.25}
+    gate["comparison"] = {
+        "candidate_only_correct": 7, "baseline_only_correct": 3, "accuracy_difference": 0.04,
+        "p_value": 0.17, "confidence": 0.95, "tolerance": 0.005, "regression": False,
+        "difference_interval": None if variant == "unbounded" else [-0.012, 0.092]}
+    return facts
+
+
+@pytest.mark.parametrize("variant", ["blocked", "compared", "unbounded"])
+def test_a_blocked_run_and_a_paired_comparison_read_on_the_page(report, variant):
+    from pipeline.report import facts as run_facts
+    from pipeline.report.model_card import model_card
+    from pipeline.report.render import render
+
+    _, real_facts, _ = report
+    facts = _variant(real_facts, variant)
+    facts["verdict"] = run_facts._verdict(facts)
+
+    page = render(facts, model_card(facts), real_facts["files"])
+
+    if variant == "blocked":
+        assert facts["verdict"].startswith("Stopped before training by 1 data anomaly")
+        assert "No model was trained in this run." in page
+        assert "above the threshold 0.6" in page and "DistributionValidator" in page
+    else:
+        assert "7 right only by the candidate" in page and "3 right only by the baseline" in page
+        assert "+4.00 pts" in page and "this is none." in page
+        assert ("no finite 95% interval" in page) == (variant == "unbounded")
+        assert ("-1.20 pts to +9.20 pts" in page) == (variant == "compared")
+
+
 def _run_report_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", "report", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=600)
