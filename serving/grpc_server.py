@@ -20,6 +20,7 @@ from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid
 from serving.limits import Limits
+from serving.metrics import RequestRecord, ServerMetrics, record_loaded
 from serving.model_store import ModelStore
 
 _STATES = get_model_status_pb2.ModelVersionStatus.State
@@ -85,30 +86,47 @@ def checked_ndarray(name: str, proto, spec: tf.TensorSpec, max_elements: int,
 
 
 def _aborts_on_serving_error(method):
+    """Answers a ServingError with its status code, and counts every call in the
+    server's metrics (the method fills in the record as it learns the version)."""
     def wrapper(self, request, context):
+        record, code = RequestRecord(api="grpc", method=_METHODS[method.__name__]), "OK"
         try:
-            return method(self, request, context)
+            record.model = self.metrics.known_model(request.model_spec.name)
+            return method(self, request, context, record)
         except ServingError as error:
+            code = error.code
             context.abort(error.grpc_status, error.message)
         except Exception as error:  # a bug, not the client's fault: no traceback out
+            code = "INTERNAL"
             print(f"gRPC: {method.__name__} failed: {error!r}"[:500], flush=True)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__})")
+        finally:
+            self.metrics.observe(record, code)
     wrapper.__name__ = method.__name__
     return wrapper
+
+
+# The same method names as the REST API's, so that both count into the same series.
+_METHODS = {"Predict": "predict", "Classify": "classify", "GetModelMetadata": "metadata",
+            "GetModelStatus": "status"}
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def __init__(self, store: ModelStore, limits: Limits,
-                 slots: Optional[threading.Semaphore] = None):
+                 slots: Optional[threading.Semaphore] = None,
+                 metrics: Optional[ServerMetrics] = None):
         self.store = store
         self.limits = limits
         self.slots = slots or limits.inference_slots()
+        self.metrics = metrics or ServerMetrics(store)
 
     @_aborts_on_serving_error
-    def Predict(self, request, context):  # noqa: N802 (the proto's method names)
+    def Predict(self, request, context, record):  # noqa: N802 (the proto's method names)
         loaded = self.store.get(*_model(request.model_spec))
-        _, function = inference.signature(loaded, request.model_spec.signature_name)
+        signature_name, function = inference.signature(loaded,
+                                                       request.model_spec.signature_name)
+        record_loaded(record, loaded, signature_name)
         specs = inference.input_specs(function)
         # Inputs the signature does not take are named by inference.run.
         inputs = {key: checked_ndarray(key, proto, specs[key], self.limits.max_request_bytes,
@@ -126,8 +144,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_aborts_on_serving_error
-    def Classify(self, request, context):  # noqa: N802
+    def Classify(self, request, context, record):  # noqa: N802
         loaded = self.store.get(*_model(request.model_spec))
+        record_loaded(record, loaded, request.model_spec.signature_name or EXAMPLES_SIGNATURE)
         kind = request.input.WhichOneof("kind")
         if kind == "example_list":
             examples = list(request.input.example_list.examples)
@@ -161,12 +180,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_aborts_on_serving_error
-    def GetModelMetadata(self, request, context):  # noqa: N802
+    def GetModelMetadata(self, request, context, record):  # noqa: N802
         unsupported = set(request.metadata_field) - {"signature_def"}
         if unsupported or not request.metadata_field:
             raise invalid(f"metadata_field must be [\"signature_def\"], got "
                           f"{list(request.metadata_field)}")
         loaded = self.store.get(*_model(request.model_spec))
+        record_loaded(record, loaded)
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         for key, value in loaded.signature_defs.items():
             signature_def_map.signature_def[key].CopyFrom(value)
@@ -179,11 +199,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
-    def __init__(self, store: ModelStore):
+    def __init__(self, store: ModelStore, metrics: Optional[ServerMetrics] = None):
         self.store = store
+        self.metrics = metrics or ServerMetrics(store)
 
     @_aborts_on_serving_error
-    def GetModelStatus(self, request, context):  # noqa: N802
+    def GetModelStatus(self, request, context, record):  # noqa: N802
         response = get_model_status_pb2.GetModelStatusResponse()
         for status in self.store.statuses(*_model(request.model_spec)):
             version_status = response.model_version_status.add()
@@ -196,7 +217,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
-          slots: Optional[threading.Semaphore] = None) -> tuple:
+          slots: Optional[threading.Semaphore] = None,
+          metrics: Optional[ServerMetrics] = None) -> tuple:
     """Starts the gRPC server; returns (server, bound port). Messages over
     `limits.max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED, the
     same limit as REST's."""
@@ -208,8 +230,9 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
                              ("grpc.max_send_message_length", limits.max_request_bytes),
                          ])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store, limits, slots), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
+        PredictionService(store, limits, slots, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store, metrics),
+                                                              server)
     bound_port = server.add_insecure_port(f"{host}:{port}")
     if bound_port == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")

@@ -24,10 +24,12 @@ from typing import List, Optional
 from components.contract import MODEL_CONFIG_FILE
 from serving import labels
 from serving.limits import Limits
+from serving.metrics import METRICS_PATH
 
 BACKENDS = ("auto", "tensorflow_model_server", "docker", "embedded")
 DOCKER_IMAGE = "tensorflow/serving:2.16.1"
 BATCHING_CONFIG_FILE = "batching.config"
+MONITORING_CONFIG_FILE = "monitoring.config"
 # Inside the container. The base path is mounted at its own absolute path, so that the
 # model config under it (which names it) reads the same inside and out.
 _CONTAINER_CONFIG_DIR = "/config"
@@ -84,6 +86,12 @@ def batching_config_text(settings: ServerSettings) -> str:
             f"max_enqueued_batches {{ value: 1000 }}\n")
 
 
+def monitoring_config_text() -> str:
+    # tensorflow.serving.MonitoringConfig; its proto is not in tensorflow-serving-api.
+    # The same path as the embedded server's metrics.
+    return f"prometheus_config {{\n  enable: true\n  path: \"{METRICS_PATH}\"\n}}\n"
+
+
 def docker_available() -> bool:
     if not shutil.which("docker"):
         return False
@@ -119,6 +127,8 @@ def write_config_files(settings: ServerSettings, config_dir: str, backend: str) 
     os.makedirs(config_dir, exist_ok=True)
     with open(os.path.join(config_dir, BATCHING_CONFIG_FILE), "w") as config_file:
         config_file.write(batching_config_text(settings))
+    with open(os.path.join(config_dir, MONITORING_CONFIG_FILE), "w") as config_file:
+        config_file.write(monitoring_config_text())
 
 
 def server_command(settings: ServerSettings, config_dir: str, backend: str) -> List[str]:
@@ -152,6 +162,7 @@ def server_command(settings: ServerSettings, config_dir: str, backend: str) -> L
         "--allow_version_labels_for_unavailable_models=true",
         "--enable_batching=true",
         f"--batching_parameters_file={config_path}/{BATCHING_CONFIG_FILE}",
+        f"--monitoring_config_file={config_path}/{MONITORING_CONFIG_FILE}",
     ]
 
 
@@ -167,6 +178,7 @@ def run_embedded(settings: ServerSettings) -> int:
     """Serves until SIGINT/SIGTERM; prints where it listens."""
     from serving import grpc_server, rest_server
     from components.contract import ready_versions
+    from serving.metrics import ServerMetrics
     from serving.model_store import ModelStore
 
     def log(message: str) -> None:
@@ -180,12 +192,15 @@ def run_embedded(settings: ServerSettings) -> int:
             f"waiting for one (a <integer>/saved_model.pb)")
     # One set of inference slots for both APIs: the model's memory is bounded across them.
     slots = settings.limits.inference_slots()
-    rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots)
+    metrics = ServerMetrics(store)  # both APIs count into it; REST serves it
+    rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots,
+                             metrics)
     grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
-                                        settings.limits, slots)
+                                        settings.limits, slots, metrics)
     log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")
+    log(f"Metrics at http://{settings.host}:{rest.server_port}{METRICS_PATH}")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda _signum, _frame: stop.set())

@@ -80,6 +80,7 @@ class ModelStore:
         self._policy: Optional[version_labels.VersionPolicy] = None
         self._config_state: Optional[tuple] = None
         self._labels: Dict[str, int] = {}
+        self._load_failures: Dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -129,6 +130,8 @@ class ModelStore:
             except Exception as error:  # a corrupt or half-written version
                 self._failed[version] = fingerprint
                 self._set_status(version, END, f"{type(error).__name__}: {error}")
+                with self._lock:
+                    self._load_failures[version] = self._load_failures.get(version, 0) + 1
                 self._log(f"Version {version} of {self.model_name} failed to load: {error}")
                 continue
             with self._lock:
@@ -173,6 +176,16 @@ class ModelStore:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+    def statuses_now(self) -> List[VersionStatus]:
+        """Every version's status, newest first (none yet: empty)."""
+        with self._lock:
+            return [self._statuses[v] for v in sorted(self._statuses, reverse=True)]
+
+    def load_failures(self) -> Dict[int, int]:
+        """Version -> how many of its loads failed."""
+        with self._lock:
+            return dict(self._load_failures)
 
     def labels(self) -> Dict[str, int]:
         """Label -> version, as requests by label are answered now."""

@@ -5,6 +5,8 @@
     POST /v1/models/NAME[/versions/V|/labels/L]:predict      row ("instances") or columnar ("inputs")
     POST /v1/models/NAME[/versions/V|/labels/L]:classify     "examples" as JSON features
 
+    GET  /monitoring/prometheus/metrics                      Prometheus metrics (metrics.py)
+
 Bytes travel as {"b64": "..."}; every error is {"error": "..."} with a 4xx/5xx status.
 """
 
@@ -25,9 +27,12 @@ from typing import Optional
 import numpy as np
 from google.protobuf import json_format
 
+from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid, not_found
 from serving.limits import Limits
+from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from serving.metrics import METRICS_PATH, RequestRecord, ServerMetrics, record_loaded
 from serving.model_store import ModelStore
 
 _MODEL_PATH = re.compile(
@@ -153,8 +158,10 @@ class RestApi:
     """Request handling, independent of the HTTP server it runs in."""
 
     def __init__(self, store: ModelStore, limits: Limits = Limits(),
-                 slots: Optional[threading.Semaphore] = None):
+                 slots: Optional[threading.Semaphore] = None,
+                 metrics: Optional[ServerMetrics] = None):
         self.store = store
+        self.metrics = metrics or ServerMetrics(store)
         self.limits = limits
         self.slots = slots or limits.inference_slots()
         # Parsing a JSON body costs tens of times its size in Python objects: at most
@@ -164,18 +171,27 @@ class RestApi:
 
     def handle(self, method: str, path: str, body: Optional[bytes]) -> tuple:
         """Returns (HTTP status, JSON-able response)."""
+        record, code = RequestRecord(api="rest"), "OK"
         try:
-            return 200, self._route(method, path, body)
+            return 200, self._route(method, path, body, record)
         except ServingError as error:
+            code = error.code
             return error.http_status, {"error": error.message}
         except Exception as error:  # a bug, not the client's fault: no traceback out
+            code = "INTERNAL"
             print(f"REST: {method} {path[:200]} failed: {error!r}"[:500], flush=True)
             return 500, {"error": f"internal error ({type(error).__name__})"}
+        finally:
+            self.metrics.observe(record, code)
 
-    def _route(self, method: str, path: str, body: Optional[bytes]) -> dict:
+    def _route(self, method: str, path: str, body: Optional[bytes],
+               record: RequestRecord) -> dict:
         match = _MODEL_PATH.match(path.split("?", 1)[0])
         if not match:
             raise not_found(f"Malformed request: {method} {path}")
+        record.model = self.metrics.known_model(match["name"])
+        record.method = {None: "status", "/metadata": "metadata"}.get(
+            match["suffix"], (match["suffix"] or ":").lstrip(":"))
         label = match["label"]
         version = None
         if match["version"] is not None:
@@ -186,15 +202,16 @@ class RestApi:
         if method == "GET" and suffix is None:
             return self._status(name, version, label)
         if method == "GET" and suffix == "/metadata":
-            return self._metadata(name, version, label)
+            return self._metadata(name, version, label, record)
         if method == "POST" and suffix in (":predict", ":classify", ":regress"):
             loaded = self.store.get(name, version, label)
+            record_loaded(record, loaded)
             with self.parse_slots:
                 request = parse_json_body(body, self.limits.max_json_depth)
                 if suffix == ":predict":
-                    return self._predict(loaded, request)
+                    return self._predict(loaded, request, record)
                 if suffix == ":classify":
-                    return self._classify(loaded, request)
+                    return self._classify(loaded, request, record)
             raise invalid("this model has no regression signature")
         raise not_found(f"Malformed request: {method} {path}")
 
@@ -205,17 +222,20 @@ class RestApi:
                         "error_message": status.error_message}}
             for status in self.store.statuses(name, version, label)]}
 
-    def _metadata(self, name: str, version: Optional[int], label: Optional[str]) -> dict:
+    def _metadata(self, name: str, version: Optional[int], label: Optional[str],
+                  record: RequestRecord) -> dict:
         loaded = self.store.get(name, version, label)
+        record_loaded(record, loaded)
         signature_defs = {key: json_format.MessageToDict(value)
                           for key, value in loaded.signature_defs.items()}
         return {"model_spec": {"name": name, "signature_name": "",
                                "version": str(loaded.version)},
                 "metadata": {"signature_def": {"signature_def": signature_defs}}}
 
-    def _predict(self, loaded, request: dict) -> dict:
+    def _predict(self, loaded, request: dict, record: RequestRecord) -> dict:
         signature_name, function = inference.signature(loaded,
                                                        request.get("signature_name", ""))
+        record_loaded(record, loaded, signature_name)
         input_names = sorted(inference.input_specs(function))
         request_format, inputs = _predict_inputs(request, input_names)
         for value in inputs.values():
@@ -236,7 +256,8 @@ class RestApi:
         return {"predictions": [{name: column[row] for name, column in columns.items()}
                                 for row in range(rows)]}
 
-    def _classify(self, loaded, request: dict) -> dict:
+    def _classify(self, loaded, request: dict, record: RequestRecord) -> dict:
+        record_loaded(record, loaded, request.get("signature_name") or EXAMPLES_SIGNATURE)
         examples = decode_b64(request.get("examples"))
         if not isinstance(examples, list) or not examples:
             raise invalid("\"examples\" must be a non-empty list of feature objects")
@@ -368,6 +389,14 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(chunks)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path == METRICS_PATH:
+            body = self.api.metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self._respond(*self.api.handle("GET", self.path, None))
 
     def do_POST(self):  # noqa: N802
@@ -447,10 +476,12 @@ class _BoundedServer(ThreadingHTTPServer):
 
 
 def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
-          slots: Optional[threading.Semaphore] = None) -> ThreadingHTTPServer:
+          slots: Optional[threading.Semaphore] = None,
+          metrics: Optional[ServerMetrics] = None) -> ThreadingHTTPServer:
     """Starts serving in a background thread; returns the server (`.server_port`).
-    `slots`: shared with the gRPC server (see Limits.inference_slots)."""
-    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits, slots),
+    `slots`: shared with the gRPC server (see Limits.inference_slots); `metrics`: the
+    server's registry, which gRPC counts into too."""
+    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits, slots, metrics),
                                                 "limits": limits})
     server = _BoundedServer((host, port), handler, limits)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()
