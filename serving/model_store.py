@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 from components.contract import SAVED_MODEL_FILE, ready_versions
 from serving import labels as version_labels
+from serving import warmup
 from serving.errors import ServingError, invalid, not_found
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
@@ -127,7 +128,9 @@ class ModelStore:
             started = time.monotonic()
             try:
                 loaded = load_version(version, ready[version])
-            except Exception as error:  # a corrupt or half-written version
+                # Before the version is AVAILABLE or takes a request (TF Serving's order).
+                warmed_up = warmup.replay(loaded)
+            except Exception as error:  # a corrupt or half-written version, or warmup file
                 self._failed[version] = fingerprint
                 self._set_status(version, END, f"{type(error).__name__}: {error}")
                 with self._lock:
@@ -139,7 +142,8 @@ class ModelStore:
             self._failed.pop(version, None)
             self._set_status(version, AVAILABLE)
             self._log(f"Serving {self.model_name} version {version} from {ready[version]} "
-                      f"(loaded in {time.monotonic() - started:.1f} s)")
+                      f"(loaded in {time.monotonic() - started:.1f} s"
+                      + (f", {warmed_up} warmup requests replayed)" if warmed_up else ")"))
         with self._lock:
             self._labels = version_labels.effective_labels(
                 self._policy.labels if self._policy else {}, self._labels, set(self._loaded))

@@ -27,6 +27,7 @@ from serving.rest_server import RestApi
 from tests.support.data import png_images
 from tests.support.pushing import copy_version
 from tests.support.server_process import EmbeddedServerProcess
+from tests.support.warmup_file import write_warmup_file
 
 
 def samples(exposition: str, name: str) -> dict:
@@ -78,8 +79,10 @@ def test_tf_serving_gets_a_monitoring_config_with_the_same_path(tmp_path):
 def test_known_traffic_is_counted_exactly(pushed_model, tmp_path):
     _, _, version_dir = pushed_model
     base_path = tmp_path / "cifar10"
-    copy_version(version_dir, str(base_path), 1)
+    # Warmup requests run through the model at load; they are not client requests.
+    write_warmup_file(copy_version(version_dir, str(base_path), 1), [png_images(2)] * 3)
     server = EmbeddedServerProcess(str(base_path))
+    assert "3 warmup requests replayed" in "".join(server.lines)
     model_url = f"{server.rest_url}/v1/models/cifar10"
     image = {"b64": base64.b64encode(png_images(1)[0]).decode()}
     channel = grpc.insecure_channel(server.grpc_target)
