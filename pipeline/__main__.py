@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
                         help="the profile the run used (it names the pipeline)")
     report.add_argument("--output-dir", help="the run's output directory")
+    infer = commands.add_parser(
+        "infer-schema", help="write the schema TFDV infers from the latest run's "
+        "statistics, to compare with the reviewed components/validation/schema.pbtxt")
+    infer.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
+                       help="the profile the run used (it names the pipeline)")
+    infer.add_argument("--output-dir", help="the run's output directory")
+    infer.add_argument("--out", help="where to write it (default: "
+                       "<output dir>/inferred_schema.pbtxt)")
     return parser
 
 
@@ -160,6 +168,34 @@ def _report(args, extra_args) -> int:
     return 0
 
 
+def _infer_schema(args, extra_args) -> int:
+    from pipeline import schema
+
+    if extra_args:
+        print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
+        return 2
+    try:
+        config = pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
+                                      if args.output_dir else ())
+    except pipeline_config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    statistics_uri = (schema.latest_statistics_uri(os.path.abspath(config.metadata_path),
+                                                   config.pipeline_name)
+                      if os.path.exists(config.metadata_path) else None)
+    if statistics_uri is None:
+        print(f"error: {os.path.abspath(config.metadata_path)}: no statistics of pipeline "
+              f"{config.pipeline_name} recorded (run it first; is --profile the run's?)",
+              file=sys.stderr)
+        return 2
+    written = schema.write_inferred_schema(
+        statistics_uri, args.out or os.path.join(config.output_dir, "inferred_schema.pbtxt"))
+    from pipeline.pipeline import DEFAULT_SCHEMA_FILE
+    print(f"Inferred from {statistics_uri}:\n  {written}\nCompare with the reviewed "
+          f"schema:\n  diff {os.path.relpath(DEFAULT_SCHEMA_FILE)} {written}")
+    return 0
+
+
 EXIT_DATA_ANOMALIES = 4
 
 
@@ -187,6 +223,9 @@ def main(argv=None) -> int:
     if args.command == "report":
         runtime.prepare_tensorflow()
         return _report(args, beam_args)
+    if args.command == "infer-schema":
+        runtime.prepare_tensorflow()
+        return _infer_schema(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
     except pipeline_config.ConfigError as error:

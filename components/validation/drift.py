@@ -8,13 +8,14 @@ statistics are found in ML Metadata by `PreviousSpanStatisticsStrategy`.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from tfx import types
 from tfx.dsl.components.common import resolver
 from tfx.proto import distribution_validator_pb2
 
 from components.contract import LABEL_KEY
+from components.data import spans
 
 
 def label_drift_config(threshold: float) -> distribution_validator_pb2.DistributionValidatorConfig:
@@ -30,19 +31,43 @@ def label_drift_config(threshold: float) -> distribution_validator_pb2.Distribut
     return config
 
 
-def _span(artifact: types.Artifact) -> int:
-    return int(artifact.span)
-
-
-def previous_span(statistics: List[types.Artifact]) -> List[types.Artifact]:
+def previous_span(statistics: List[types.Artifact], span_of: Callable[[types.Artifact], int]
+                  ) -> List[types.Artifact]:
     """The newest statistics of the latest span before the newest one; with a single
     span, the newest span's own (compared with itself, nothing drifts)."""
     if not statistics:
         return []
-    newest_span = max(_span(artifact) for artifact in statistics)
-    earlier = [artifact for artifact in statistics if _span(artifact) < newest_span]
+    newest_span = max(span_of(artifact) for artifact in statistics)
+    earlier = [artifact for artifact in statistics if span_of(artifact) < newest_span]
     candidates = earlier or statistics
-    return [max(candidates, key=lambda artifact: (_span(artifact), artifact.id))]
+    return [max(candidates, key=lambda artifact: (span_of(artifact), artifact.id))]
+
+
+def examples_spans(store, statistics: List[types.Artifact]) -> Dict[int, int]:
+    """Statistics artifact id -> span of the Examples it was computed from.
+
+    StatisticsGen copies the Examples' `span` property, but ExampleGen records the
+    span as a custom property, so the statistics' own is always 0: the span is read
+    through the lineage (the execution that produced the statistics, and its input
+    that has a span)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    output_events = [event for event in store.get_events_by_artifact_ids(
+        [artifact.id for artifact in statistics])
+        if event.type == metadata_store_pb2.Event.OUTPUT]
+    producer = {event.artifact_id: event.execution_id for event in output_events}
+    input_events = [event for event in store.get_events_by_execution_ids(
+        list(set(producer.values()))) if event.type == metadata_store_pb2.Event.INPUT]
+    inputs = {artifact.id: artifact for artifact in store.get_artifacts_by_id(
+        list({event.artifact_id for event in input_events}))}
+    span_of_execution = {
+        event.execution_id: inputs[event.artifact_id].custom_properties[
+            spans.SPAN_PROPERTY].int_value
+        for event in input_events
+        if spans.SPAN_PROPERTY in inputs[event.artifact_id].custom_properties}
+    return {artifact_id: span_of_execution[execution_id]
+            for artifact_id, execution_id in producer.items()
+            if execution_id in span_of_execution}
 
 
 class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
@@ -52,5 +77,9 @@ class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
-        resolved = {key: previous_span(artifacts) for key, artifacts in input_dict.items()}
+        resolved = {}
+        for key, artifacts in input_dict.items():
+            span_by_id = examples_spans(store, artifacts) if artifacts else {}
+            # Statistics of unspanned data count as span 0.
+            resolved[key] = previous_span(artifacts, lambda a: span_by_id.get(a.id, 0))
         return resolved if all(resolved.values()) else None

@@ -8,22 +8,29 @@ from tfx.types import standard_artifacts
 from components.validation import drift
 
 
+SPANS = {}
+
+
 def _statistics(artifact_id: int, span: int):
     artifact = standard_artifacts.ExampleStatistics()
     artifact.id = artifact_id
-    artifact.span = span
+    SPANS[artifact_id] = span
     return artifact
+
+
+def _span_of(artifact):
+    return SPANS[artifact.id]
 
 
 def test_the_previous_span_is_the_newest_one_before_the_newest_span():
     found = [_statistics(1, 0), _statistics(2, 1), _statistics(3, 1), _statistics(4, 2)]
-    assert [a.id for a in drift.previous_span(found)] == [3]
+    assert [a.id for a in drift.previous_span(found, _span_of)] == [3]
 
 
 def test_with_one_span_it_is_compared_with_itself():
     found = [_statistics(1, 4), _statistics(5, 4)]
-    assert [a.id for a in drift.previous_span(found)] == [5]
-    assert drift.previous_span([]) == []
+    assert [a.id for a in drift.previous_span(found, _span_of)] == [5]
+    assert drift.previous_span([], _span_of) == []
 
 
 def test_the_config_compares_the_label_with_the_threshold():
