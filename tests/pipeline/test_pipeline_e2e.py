@@ -216,5 +216,5 @@ def test_a_gate_the_model_cannot_pass_blesses_and_pushes_nothing(pipeline_run, t
     decision = result["decision"]
     assert not decision["blessed"] and not decision["pushed"]
     assert decision["accuracy"] < 1.0 and decision["accuracy_threshold"] == 1.0
-    assert any("below the threshold 1.0000" in reason for reason in decision["reasons"])
+    assert any("below the threshold 100.00%" in reason for reason in decision["reasons"])
     assert not serving_dir.exists() or list(serving_dir.rglob(SAVED_MODEL_FILE)) == []
