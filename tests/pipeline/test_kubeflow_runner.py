@@ -31,7 +31,7 @@ def compiled(tmp_path_factory):
          "--set", "kubeflow.data_root=gs://data-bucket/cifar10/spans",
          "--set", "kubeflow.pipeline_root=gs://run-bucket/root",
          "--set", "kubeflow.serving_model_dir=gs://serving-bucket/models",
-         "--set", "evaluation.max_accuracy_drop=0.002",
+         "--set", "evaluation.regression_tolerance=0.002",
          "--set", "kubeflow.evaluator_accelerator=NVIDIA_L4:2",
          "--set", "kubeflow.evaluator_memory_limit_gb=20.5",
          "--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
@@ -51,12 +51,15 @@ def _parameter(spec: dict, task: str, name: str):
 def test_every_component_is_a_task_in_dependency_order(compiled):
     tasks = compiled["root"]["dag"]["tasks"]
     assert set(tasks) == {
-        "Cifar10ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "Trainer", "LatestBlessedModelResolver-model-resolver",
-        "LatestBlessedModelResolver-model-blessing-resolver", "Evaluator", "Pusher"}
-    assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "SchemaGen"}
-    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "Evaluator"}
-    assert "LatestBlessedModelResolver-model-resolver" in tasks["Evaluator"]["dependentTasks"]
+        "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+        "DataGate", "Transform", "Trainer", "LatestBlessedModelResolver-model-resolver",
+        "LatestBlessedModelResolver-model-blessing-resolver", "Evaluator", "RegressionGate",
+        "Pusher"}
+    assert set(tasks["Transform"]["dependentTasks"]) >= {"DataGate"}
+    assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "ImportSchemaGen"}
+    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "RegressionGate"}
+    assert ("LatestBlessedModelResolver-model-resolver"
+            in tasks["RegressionGate"]["dependentTasks"])
     assert compiled["pipelineInfo"]["name"] == "cifar10-resnet9"
 
 
