@@ -48,6 +48,12 @@ def _parameter(spec: dict, task: str, name: str):
     return value["runtimeValue"]["constantValue"]["stringValue"]
 
 
+def _number(spec: dict, task: str, name: str) -> float:
+    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]["runtimeValue"]
+    constant = value.get("constantValue", value.get("constant"))
+    return float(constant["doubleValue"] if isinstance(constant, dict) else constant)
+
+
 def test_every_component_is_a_task_in_dependency_order(compiled):
     tasks = compiled["root"]["dag"]["tasks"]
     assert set(tasks) == {
@@ -93,7 +99,10 @@ def test_data_gate_and_push_destination_are_the_configured_ones(compiled):
     (threshold,) = accuracy["per_slice_thresholds"]
     assert threshold["slicing_specs"] == [{}]  # the overall slice only
     assert threshold["threshold"]["value_threshold"]["lower_bound"] == 0.94
-    assert threshold["threshold"]["change_threshold"]["absolute"] == -0.002
+    assert "change_threshold" not in threshold["threshold"]
+    # The no-regression rule is the RegressionGate's.
+    assert _number(compiled, "RegressionGate", "tolerance") == 0.002
+    assert _number(compiled, "RegressionGate", "confidence") == 0.95
 
     push_destination = json.loads(_parameter(compiled, "Pusher", "push_destination"))
     assert push_destination["filesystem"]["base_directory"] == \
