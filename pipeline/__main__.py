@@ -142,15 +142,23 @@ def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
     return index
 
 
-def _report(args, extra_args) -> int:
+def _recorded_run_config(args, extra_args):
+    """The config of an earlier run named by --profile and --output-dir, for the
+    commands that read a run back (report, infer-schema); None after printing why."""
     if extra_args:
         print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
-        return 2
+        return None
     try:
-        config = pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
-                                      if args.output_dir else ())
+        return pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
+                                    if args.output_dir else ())
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def _report(args, extra_args) -> int:
+    config = _recorded_run_config(args, extra_args)
+    if config is None:
         return 2
     from pipeline.report.writer import write_report
     try:
@@ -171,14 +179,8 @@ def _report(args, extra_args) -> int:
 def _infer_schema(args, extra_args) -> int:
     from pipeline import schema
 
-    if extra_args:
-        print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
-        return 2
-    try:
-        config = pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
-                                      if args.output_dir else ())
-    except pipeline_config.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+    config = _recorded_run_config(args, extra_args)
+    if config is None:
         return 2
     statistics_uri = (schema.latest_statistics_uri(os.path.abspath(config.metadata_path),
                                                    config.pipeline_name)
