@@ -5,6 +5,10 @@ in the same run (the limit).
 - batch 64: images/s with several concurrent clients.
 For REST and gRPC against `python -m serving serve` (the embedded server; TF Serving
 itself where `--backend` finds it), and for the signature called in this process.
+- first request after a load: a new version is pushed (a copy of the served one, with
+  its warmup file or without: assets.extra left out), and once the server reports it
+  AVAILABLE the first batch-1 REST request to it is timed, then a second one (warm);
+  `--first-request-rounds` rounds of each, alternating, on the embedded server.
 
 Usage: python benchmarks/serving_latency.py --model-base-path outputs/serving_model/cifar10
 Without --model-base-path the smoke pipeline runs on synthetic data first to push one
@@ -17,6 +21,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,6 +84,105 @@ def throughput(make_call, images, batch: int, clients: int, requests_per_client:
     return clients * requests_per_client * batch / elapsed
 
 
+def wait_available(rest_url: str, model_name: str, version: int, timeout_s: float = 300):
+    """Returns once the server reports `version` AVAILABLE."""
+    from serving.client import RestClient, ServingRequestError
+
+    client = RestClient(rest_url, model_name, version=version, timeout=30)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if any(status["state"] == "AVAILABLE"
+                   for status in client.status()["model_version_status"]):
+                return
+        except ServingRequestError:  # not seen by the server yet
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"version {version} was not AVAILABLE within {timeout_s:.0f} s")
+
+
+def _wait_until_listening(rest_url: str, server: subprocess.Popen,
+                          timeout_s: float = 300) -> None:
+    host, port = rest_url.rsplit("/", 1)[1].rsplit(":", 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.returncode}")
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not listen on {rest_url} within {timeout_s:.0f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def first_request_latencies(version_dir: str, image: bytes, rounds: int, model_name: str,
+                            backend: str) -> dict:
+    """Milliseconds of the first and the second request to a freshly loaded version,
+    with and without its warmup file; the median of `rounds` loads of each.
+    `backend`: embedded or tensorflow_model_server (`python -m serving serve --backend`)."""
+    from benchmarks.load_test import push_version
+    from serving.client import RestClient
+
+    work_dir = tempfile.mkdtemp(prefix="first-request-")
+    base_path = os.path.join(work_dir, model_name)
+    push_version(version_dir, base_path, 1)
+    rest_url = f"http://127.0.0.1:{_free_port()}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "serve", "--backend", backend, "--host", "127.0.0.1",
+         "--rest-port", rest_url.rsplit(":", 1)[1], "--grpc-port", str(_free_port()),
+         "--poll-seconds", "0.2", "--model-base-path", base_path, "--model-name", model_name],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = {(warmup, nth): [] for warmup in (True, False) for nth in ("first", "second")}
+    try:
+        _wait_until_listening(rest_url, server)
+        wait_available(rest_url, model_name, 1)
+        version = 1
+        for _ in range(rounds):
+            for with_warmup in (False, True):
+                version += 1
+                push_version(version_dir, base_path, version, with_warmup=with_warmup)
+                wait_available(rest_url, model_name, version)
+                client = RestClient(rest_url, model_name, version=version)
+                for nth in ("first", "second"):
+                    started = time.perf_counter()
+                    client.predict([image])
+                    seconds[(with_warmup, nth)].append(time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {f"{'with' if warmup else 'without'} warmup, {nth} request ms":
+            1000 * float(np.median(values)) for (warmup, nth), values in seconds.items()}
+
+
+def first_request_table(version_dir: str, image: bytes, rounds: int, model_name: str) -> None:
+    backends = ["embedded"]
+    if shutil.which("tensorflow_model_server"):
+        backends.append("tensorflow_model_server")
+    else:
+        print("TF Serving: tensorflow_model_server is not on PATH, not measured")
+    figures = {backend: first_request_latencies(version_dir, image, rounds, model_name,
+                                                backend) for backend in backends}
+    print(f"\nFirst and second REST request (batch 1) to a version just AVAILABLE, ms, "
+          f"median of {rounds} loads each:")
+    print(f"{'backend':<26}{'warmup':>8}{'first':>9}{'second':>9}{'first/second':>14}")
+    for backend, row in figures.items():
+        for warmup in ("without", "with"):
+            first = row[f"{warmup} warmup, first request ms"]
+            second = row[f"{warmup} warmup, second request ms"]
+            print(f"{backend:<26}{warmup:>8}{first:>9.1f}{second:>9.1f}{first / second:>13.1f}x")
+    print(json.dumps({backend: {name: round(value, 1) for name, value in row.items()}
+                      for backend, row in figures.items()}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,6 +192,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests-per-client", type=int, default=8)
+    parser.add_argument("--first-request-rounds", type=int, default=5,
+                        help="loads of a new version with and without warmup (0: skip)")
+    parser.add_argument("--first-request-only", action="store_true",
+                        help="measure only the first request after a load")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -108,6 +218,11 @@ def main() -> None:
     def in_process(batch_images):
         return signature(**{IMAGES_INPUT: tf.constant(batch_images)})
 
+    if args.first_request_rounds:
+        first_request_table(version_dir, images[0], args.first_request_rounds,
+                            args.model_name)
+    if args.first_request_only:
+        return
     backend, why = choose_backend("auto")
     print(f"Server backend: {backend} ({why})", flush=True)
     server = EmbeddedServerProcess(base_path, args.model_name)
