@@ -68,6 +68,12 @@ WARMUP_REQUESTS_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests"
 GATE_RESULT_FILE = "gate.json"
 GATE_PREDICTIONS_FILE = "predictions.npz"
 
+# What the Trainer writes into its model_run artifact beside TensorBoard's logs, and
+# the run report reads: its figures (JSON, the per-epoch history included) and the
+# training curves (PNG).
+TRAINING_METRICS_FILE = "metrics.json"
+TRAINING_CURVES_FILE = "curves.png"
+
 # The model config beside the versions under a model base path: TF Serving's
 # ModelServerConfig (text format) with the version policy and version labels. Absent,
 # the newest version is served; `python -m serving label` writes it, and once it names

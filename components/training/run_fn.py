@@ -19,6 +19,7 @@ from typing import Optional
 import tensorflow_transform as tft
 
 from components import export, progress, warmup
+from components.contract import TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
 from components.training.config import (BACKUP_ROOT_KEY, TRAINING_KEY, WARM_START_FROM_KEY,
                                         TrainingConfig, training_config_from_dict)
 from components.training.curves import plot_curves
@@ -62,8 +63,8 @@ def run_fn(fn_args) -> None:
     metrics["warm_start_from"] = initial_weights_from
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if history:
-        plot_curves(history, os.path.join(fn_args.model_run_dir, "curves.png"))
-    with open(os.path.join(fn_args.model_run_dir, "metrics.json"), "w") as metrics_file:
+        plot_curves(history, os.path.join(fn_args.model_run_dir, TRAINING_CURVES_FILE))
+    with open(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE), "w") as metrics_file:
         json.dump({**metrics, "history": history}, metrics_file, indent=1)
     progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with flip TTA "
                     f"{metrics['eval_accuracy_tta_flip']:.4f} ({len(eval_data[1])} images)")

@@ -20,7 +20,7 @@ def class_balance(class_counts: Dict[str, List[int]], path: str) -> None:
     import numpy as np
 
     plt = _pyplot()
-    splits = sorted(class_counts)
+    splits = list(class_counts)  # in the order given: train first
     positions = np.arange(len(CLASS_NAMES))
     width = 0.8 / max(len(splits), 1)
     figure, axis = plt.subplots(figsize=(9, 3.2))
@@ -32,10 +32,12 @@ def class_balance(class_counts: Dict[str, List[int]], path: str) -> None:
     axis.axhline(100 / len(CLASS_NAMES), color="grey", linewidth=0.8, linestyle="--")
     axis.set_xticks(positions, CLASS_NAMES, rotation=30, ha="right")
     axis.set_ylabel("% of the split")
-    axis.legend(frameon=False, fontsize=9)
+    # Above the axes: inside, it would hide the bars of a balanced split.
+    axis.legend(frameon=False, fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                ncol=len(splits))
     axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
 
 

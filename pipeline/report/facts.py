@@ -12,7 +12,7 @@ import json
 import os
 from typing import Optional
 
-from components.contract import CLASS_NAMES, NUM_CLASSES
+from components.contract import CLASS_NAMES, TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
 from pipeline.pipeline import DATA_GATE_ID, EXAMPLE_GEN_ID, REGRESSION_GATE_ID
 
 # Node ids of TFX's components as the pipeline names them (their defaults).
@@ -23,8 +23,6 @@ TRANSFORM_ID = "Transform"
 TRAINER_ID = "Trainer"
 EVALUATOR_ID = "Evaluator"
 
-METRICS_FILE = "metrics.json"  # what the Trainer's run_fn writes into model_run
-CURVES_FILE = "curves.png"
 # How many of the most confidently wrong test images the page shows.
 MISTAKES_SHOWN = 24
 
@@ -62,6 +60,16 @@ def _input_spans(store, execution, key: str) -> list:
                    if "span" in artifact.custom_properties})
 
 
+def _output_span(store, component: dict) -> Optional[int]:
+    """The span of the Examples an ExampleGen published (a cached one's too, whose
+    execution records no span of its own)."""
+    uri = component.get("outputs", {}).get("examples")
+    for artifact in store.get_artifacts_by_uri(uri) if uri else []:
+        if "span" in artifact.custom_properties:
+            return artifact.custom_properties["span"].int_value
+    return None
+
+
 def _run_facts(store, run: dict, executions: dict, pipeline_name: str,
                profile: Optional[str]) -> dict:
     ordered = sorted(executions.items(), key=lambda item: item[1].id)
@@ -75,9 +83,7 @@ def _run_facts(store, run: dict, executions: dict, pipeline_name: str,
         "profile": profile,
         "data": (example_gen.custom_properties["input_base"].string_value
                  if example_gen and "input_base" in example_gen.custom_properties else None),
-        "ingested_span": (example_gen.custom_properties["span"].int_value
-                          if example_gen and "span" in example_gen.custom_properties
-                          else None),
+        "ingested_span": _output_span(store, run["components"].get(EXAMPLE_GEN_ID, {})),
         "training_spans": _input_spans(store, transform, "examples") if transform else [],
         "started": datetime.datetime.fromtimestamp(started / 1000, datetime.timezone.utc)
         .strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -122,12 +128,12 @@ def _data_facts(components: dict) -> Optional[dict]:
 
 def _training_facts(components: dict) -> Optional[dict]:
     run_dir = components.get(TRAINER_ID, {}).get("outputs", {}).get("model_run")
-    if not run_dir or not os.path.exists(os.path.join(run_dir, METRICS_FILE)):
+    if not run_dir or not os.path.exists(os.path.join(run_dir, TRAINING_METRICS_FILE)):
         return None
-    with open(os.path.join(run_dir, METRICS_FILE)) as metrics_file:
+    with open(os.path.join(run_dir, TRAINING_METRICS_FILE)) as metrics_file:
         metrics = json.load(metrics_file)
     metrics.pop("history", None)  # drawn in the curves
-    curves = os.path.join(run_dir, CURVES_FILE)
+    curves = os.path.join(run_dir, TRAINING_CURVES_FILE)
     return {"model_run": run_dir, "metrics": metrics,
             "curves": curves if os.path.exists(curves) else None}
 

@@ -41,7 +41,9 @@ def model_card(facts: dict) -> dict:
         spans = run["training_spans"] or (
             [run["ingested_span"]] if run["ingested_span"] is not None else [])
         card["data"].append(
-            f"Trained on {train:,} images" + (f" (spans {spans})" if spans else "")
+            f"Trained on {train:,} images"
+            + (f" (span{'s' if len(spans) > 1 else ''} {', '.join(map(str, spans))})"
+               if spans else "")
             + f" from {run['data']}; tested on {test:,} held-out images."
             if train is not None and test is not None else
             f"Examples per split: {data['examples']}.")

@@ -11,9 +11,9 @@ def _percent(value: Optional[float], digits: int = 2) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def _points(value: Optional[float], digits: int = 2) -> str:
-    """An accuracy difference in percentage points, signed."""
-    return "–" if value is None else f"{100 * value:+.{digits}f} pts"
+def _points(value: Optional[float], digits: int = 2, signed: bool = True) -> str:
+    """An accuracy difference in percentage points (signed: with its sign)."""
+    return "–" if value is None else f"{100 * value:{'+' if signed else ''}.{digits}f} pts"
 
 
 def _thousands(value) -> str:
