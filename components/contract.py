@@ -61,6 +61,11 @@ _VERSION_DIR = re.compile(r"^[0-9]+$")
 # TF Serving's warmup file inside a SavedModel: PredictionLog records it replays when
 # it loads the version, before the version is AVAILABLE (the embedded server too).
 WARMUP_REQUESTS_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# Its requests: one per size clients send: 1 (`python -m serving predict` on one image,
+# interactive clients), 8 (small client batches) and 32 (bulk clients). A server must
+# take the largest in one batch: `python -m serving serve` refuses a --max-batch-size
+# below it (TF Serving would fail every load through its batching session).
+WARMUP_BATCH_SIZES = (1, 8, 32)
 
 # What the RegressionGate (after the Evaluator) leaves beside its blessing: the
 # decision with the numbers behind it (JSON), and the per-image predictions of the

@@ -21,14 +21,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from components.contract import (DEFAULT_SIGNATURE, IMAGE_CHANNELS, IMAGE_KEY, IMAGE_SHAPE,
-                                 IMAGE_XF_KEY, IMAGES_INPUT, WARMUP_REQUESTS_FILE)
+                                 IMAGE_XF_KEY, IMAGES_INPUT, WARMUP_BATCH_SIZES,
+                                 WARMUP_REQUESTS_FILE)
 
-# One request of each size clients send: 1 (`python -m serving predict` on one image,
-# interactive clients), 8 (small client batches) and 32 (bulk clients; at most the
-# smallest --max-batch-size the project runs a server with, so no server refuses the
-# replay). The graph takes any batch, but the kernels' buffers and oneDNN's primitives
-# are made per shape; three records keep the replay to well under a second.
-WARMUP_BATCH_SIZES = (1, 8, 32)
+# One record per size in WARMUP_BATCH_SIZES: the graph takes any batch, but the kernels'
+# buffers and oneDNN's primitives are made per shape; three records keep the replay to
+# well under a second.
 
 
 def pixels_from_transformed(images_xf: np.ndarray, tft_output) -> np.ndarray:

@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-request-mb", type=float, default=8.0,
                        help="larger requests are refused (REST 413, gRPC RESOURCE_EXHAUSTED)")
     serve.add_argument("--max-batch-size", type=int, default=Limits.max_batch_size,
-                       help="instances per request, beyond which it is refused (embedded)")
+                       help="instances per request, beyond which it is refused; TF "
+                            "Serving's batching max_batch_size too (at least the warmup "
+                            "file's largest batch, 32)")
     serve.add_argument("--max-concurrent-inferences", type=int,
                        default=Limits.max_concurrent_inferences,
                        help="requests running the model at once; others wait (embedded)")
@@ -90,6 +92,7 @@ def _serve(args) -> int:
         model_base_path=args.model_base_path, model_name=args.model_name,
         rest_port=args.rest_port, grpc_port=args.grpc_port, host=args.host,
         num_versions=args.num_versions, file_system_poll_seconds=args.poll_seconds,
+        max_batch_size=args.max_batch_size,
         limits=Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
                       max_batch_size=args.max_batch_size,
                       max_concurrent_inferences=args.max_concurrent_inferences,

@@ -19,9 +19,9 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from components.contract import MODEL_CONFIG_FILE
+from components.contract import MODEL_CONFIG_FILE, WARMUP_BATCH_SIZES, WARMUP_REQUESTS_FILE
 from serving import labels
 from serving.limits import Limits
 from serving.metrics import METRICS_PATH
@@ -76,6 +76,16 @@ def check(settings: ServerSettings) -> None:
         settings.limits.check()
     except ValueError as error:
         raise ServerConfigError(f"limits: {error}") from None
+    # Every exported version's warmup file holds a request of this batch: TF Serving
+    # replays it through its batching session, which refuses a batch over
+    # max_batch_size, so no version would ever load.
+    largest_warmup = max(WARMUP_BATCH_SIZES)
+    for size in {settings.max_batch_size, settings.limits.max_batch_size}:
+        if size < largest_warmup:
+            raise ServerConfigError(
+                f"--max-batch-size {size}: below {largest_warmup}, the largest batch in "
+                f"the model's warmup file ({WARMUP_REQUESTS_FILE}), which the server "
+                f"replays at every load")
 
 
 def batching_config_text(settings: ServerSettings) -> str:
@@ -114,21 +124,36 @@ def choose_backend(requested: str) -> tuple:
                         "embedded server (production should run TF Serving itself)")
 
 
-def write_config_files(settings: ServerSettings, config_dir: str, backend: str) -> None:
-    """The batching file in `config_dir`, and the model config under the base path
-    unless it holds labels (then it is the operator's, and kept as it is)."""
+def config_files(settings: ServerSettings, config_dir: str) -> Dict[str, str]:
+    """Path -> text of the files a real TF Serving backend reads: the batching and
+    monitoring files in `config_dir`, and the model config under the base path unless
+    it holds labels (then it is the operator's, and kept as it is)."""
     try:
         policy = labels.read_policy(settings.model_base_path, settings.model_name)
     except labels.LabelError as error:
         raise ServerConfigError(str(error)) from None
+    files = {}
     if policy is None or policy.versions is None:
+        files[labels.config_path(settings.model_base_path)] = labels.config_text(
+            settings.model_name, os.path.abspath(settings.model_base_path),
+            labels.VersionPolicy({}, None), settings.num_versions)
+    files[os.path.join(config_dir, BATCHING_CONFIG_FILE)] = batching_config_text(settings)
+    files[os.path.join(config_dir, MONITORING_CONFIG_FILE)] = monitoring_config_text()
+    return files
+
+
+def write_config_files(settings: ServerSettings, config_dir: str, backend: str) -> None:
+    """Writes `config_files` (the model config atomically: TF Serving polls it)."""
+    files = config_files(settings, config_dir)
+    model_config = labels.config_path(settings.model_base_path)
+    if model_config in files:
         labels.write_policy(settings.model_base_path, settings.model_name,
                             labels.VersionPolicy({}, None), settings.num_versions)
     os.makedirs(config_dir, exist_ok=True)
-    with open(os.path.join(config_dir, BATCHING_CONFIG_FILE), "w") as config_file:
-        config_file.write(batching_config_text(settings))
-    with open(os.path.join(config_dir, MONITORING_CONFIG_FILE), "w") as config_file:
-        config_file.write(monitoring_config_text())
+    for path, text in files.items():
+        if path != model_config:
+            with open(path, "w") as config_file:
+                config_file.write(text)
 
 
 def server_command(settings: ServerSettings, config_dir: str, backend: str) -> List[str]:
@@ -227,13 +252,16 @@ def serve(settings: ServerSettings, backend: str = "auto", config_dir: Optional[
         raise ServerConfigError("TF Serving needs fixed --rest-port and --grpc-port (not 0)")
     config_dir = config_dir or os.path.join(os.path.abspath(settings.model_base_path),
                                             os.pardir, f".{settings.model_name}-server-config")
-    write_config_files(settings, config_dir, chosen)
     command = server_command(settings, config_dir, chosen)
+    if dry_run:  # the operator's base path and config directory are left as they are
+        for path, text in config_files(settings, config_dir).items():
+            print(f"Would write {os.path.normpath(path)}:\n{text.rstrip()}")
+        print("Command: " + " ".join(command), flush=True)
+        return 0
+    write_config_files(settings, config_dir, chosen)
     print(f"Model config (versions and labels): "
           f"{labels.config_path(os.path.abspath(settings.model_base_path))}", flush=True)
     print(f"Config files in {os.path.normpath(config_dir)}", flush=True)
     print("Command: " + " ".join(command), flush=True)
-    if dry_run:
-        return 0
     sys.stdout.flush()
     return run_tf_serving(command)

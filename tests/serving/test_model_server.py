@@ -1,5 +1,5 @@
-"""Backend choice and the real TF Serving configuration (dry run: the files are parsed
-back with TF Serving's own protos and the command line is checked)."""
+"""Backend choice and the real TF Serving configuration (the files are parsed back with
+TF Serving's own protos and the command line is checked; a dry run writes nothing)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from components.contract import MODEL_CONFIG_FILE
+from components.contract import MODEL_CONFIG_FILE, WARMUP_BATCH_SIZES, WARMUP_REQUESTS_FILE
 from serving import model_server
+from serving.limits import Limits
 from tests.support.data import REPO_ROOT
 
 
@@ -75,8 +76,15 @@ def test_dry_run_prints_the_command_and_bad_arguments_exit_2(tmp_path):
          "--dry-run"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr
     assert "Command: " in dry.stdout and "--rest_api_port=8501" in dry.stdout
-    assert (tmp_path / "config" / model_server.BATCHING_CONFIG_FILE).exists()
-    assert (base_path / MODEL_CONFIG_FILE).exists()
+    # Nothing written: the config files are printed, the model config as TF Serving
+    # would read it.
+    assert sorted(os.listdir(tmp_path)) == ["cifar10"] and os.listdir(base_path) == []
+    printed = dry.stdout.split(f"Would write {base_path / MODEL_CONFIG_FILE}:\n")[1]
+    config = text_format.Parse(printed.split("Would write ")[0],
+                               model_server_config_pb2.ModelServerConfig())
+    assert config.model_config_list.config[0].model_version_policy.latest.num_versions == 1
+    assert f"Would write {tmp_path / 'config' / model_server.BATCHING_CONFIG_FILE}:\n" \
+        "max_batch_size { value: 64 }" in dry.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "serving", "serve", "--model-base-path",
          str(tmp_path / "absent"), "--dry-run"],
@@ -88,3 +96,25 @@ def test_dry_run_prints_the_command_and_bad_arguments_exit_2(tmp_path):
          "--rest-port", "9000", "--grpc-port", "9000", "--dry-run"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert same_ports.returncode == 2 and "both 9000" in same_ports.stderr
+
+
+def test_a_max_batch_size_below_the_warmup_batch_is_refused(tmp_path):
+    base_path = tmp_path / "cifar10"
+    base_path.mkdir()
+    largest = max(WARMUP_BATCH_SIZES)
+    small = subprocess.run(
+        [sys.executable, "-m", "serving", "serve", "--backend", "tensorflow_model_server",
+         "--model-base-path", str(base_path), "--config-dir", str(tmp_path / "config"),
+         "--max-batch-size", str(largest - 1), "--dry-run"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert small.returncode == 2
+    assert f"--max-batch-size {largest - 1}: below {largest}" in small.stderr
+    assert WARMUP_REQUESTS_FILE in small.stderr
+    assert os.listdir(base_path) == [] and not (tmp_path / "config").exists()
+    # The flag is also TF Serving's batching max_batch_size.
+    settings = _settings(base_path, max_batch_size=largest,
+                         limits=Limits(max_batch_size=largest))
+    model_server.check(settings)
+    files = model_server.config_files(settings, str(tmp_path / "config"))
+    assert f"max_batch_size {{ value: {largest} }}" in files[
+        str(tmp_path / "config" / model_server.BATCHING_CONFIG_FILE)]
