@@ -313,8 +313,8 @@ def _check(config: PipelineConfig) -> None:
     if not 0.0 <= evaluation.accuracy_threshold <= 1.0:
         raise ConfigError(f"evaluation.accuracy_threshold: must be within [0, 1], "
                           f"got {evaluation.accuracy_threshold}")
-    if not 0.0 < evaluation.regression_confidence <= 1.0:
-        raise ConfigError(f"evaluation.regression_confidence: must be within (0, 1], "
+    if not 0.5 <= evaluation.regression_confidence <= 1.0:
+        raise ConfigError(f"evaluation.regression_confidence: must be within [0.5, 1], "
                           f"got {evaluation.regression_confidence}")
     if evaluation.regression_tolerance < 0.0:
         raise ConfigError(f"evaluation.regression_tolerance: must be >= 0, "

@@ -248,10 +248,14 @@ def main(argv=None) -> int:
     except Exception as error:  # a component failed: TFX has logged the traceback
         if _blocked_by_data_validation(error):
             from pipeline import summary
-            blocked = summary.run_report(os.path.abspath(config.metadata_path),
-                                         config.pipeline_name)
-            _write_report(config, blocked, started_ms)
-            summary.print_report(blocked)
+            try:
+                blocked = summary.run_report(os.path.abspath(config.metadata_path),
+                                             config.pipeline_name)
+                _write_report(config, blocked, started_ms)
+                summary.print_report(blocked)
+            except Exception as report_error:  # the exit status must still say why
+                print(f"warning: the run summary could not be read: "
+                      f"{type(report_error).__name__}: {report_error}", file=sys.stderr)
             print(f"error: data validation stopped the run: {error}", file=sys.stderr)
             return EXIT_DATA_ANOMALIES
         print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)

@@ -56,7 +56,7 @@ def test_unknown_profile():
 @pytest.mark.parametrize("override, message", [
     ("evaluation.accuracy_threshold=1.2", "evaluation.accuracy_threshold: must be within"),
     ("evaluation.regression_tolerance=-0.1", "evaluation.regression_tolerance: must be >= 0"),
-    ("evaluation.regression_confidence=0", "evaluation.regression_confidence: must be within"),
+    ("evaluation.regression_confidence=0.3", "evaluation.regression_confidence: must be within"),
     ("validation.label_drift_threshold=1.5", "validation.label_drift_threshold: must be within"),
     ("validation.block_on_anomalies=maybe", "validation.block_on_anomalies: expected true or false"),
     ("push.model_name=a/b", "push.model_name"),

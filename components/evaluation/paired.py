@@ -31,7 +31,9 @@ class PairedComparison:
     # One-sided: the chance of the baseline winning this many of the disagreements
     # or more if the two models were equally good.
     p_value: float
-    # Two-sided interval for the difference, at `confidence`.
+    # Interval for the difference whose upper bound is the one-sided bound at
+    # `confidence` (two-sided at 2 * confidence - 1), so "worse with confidence"
+    # and "the interval lies below 0" agree (up to the normal approximation).
     difference_interval: Tuple[float, float]
     confidence: float
     tolerance: float
@@ -44,13 +46,13 @@ def compare(labels, candidate_predicted, baseline_predicted, confidence: float,
     """Paired comparison of two models' predicted classes on the same labelled images.
 
     Args:
-      confidence: in (0, 1]; a candidate is a regression when the one-sided p-value
+      confidence: in [0.5, 1]; a candidate is a regression when the one-sided p-value
         of "worse" is below 1 - confidence (1: never on significance alone).
       tolerance: a candidate worse by more than this fraction (0.005 = half a point)
         is a regression however noisy the comparison.
     """
-    if not 0.0 < confidence <= 1.0:
-        raise ValueError(f"confidence must be within (0, 1], got {confidence}")
+    if not 0.5 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be within [0.5, 1], got {confidence}")
     if tolerance < 0.0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     labels = np.asarray(labels)
@@ -68,7 +70,7 @@ def compare(labels, candidate_predicted, baseline_predicted, confidence: float,
                                alternative="greater").pvalue if disagreements else 1.0)
     # Paired difference of proportions (normal approximation).
     variance = (disagreements - (candidate_only - baseline_only) ** 2 / images) / images ** 2
-    half_width = (stats.norm.ppf(0.5 + confidence / 2) * math.sqrt(max(variance, 0.0))
+    half_width = (stats.norm.ppf(confidence) * math.sqrt(max(variance, 0.0))
                   if confidence < 1.0 else math.inf)
     reason = None
     if p_value < 1.0 - confidence:

@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
@@ -33,12 +34,13 @@ from components.contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, GATE_PREDIC
                                  PROBABILITIES_OUTPUT, TEST_SPLIT)
 from components.evaluation import paired
 
-# The custom properties TFX's Pusher and LatestBlessedModelStrategy read.
-BLESSED_PROPERTY = "blessed"
-CURRENT_MODEL_PROPERTY = "current_model"
-CURRENT_MODEL_ID_PROPERTY = "current_model_id"
-BASELINE_MODEL_PROPERTY = "baseline_model"
-BASELINE_MODEL_ID_PROPERTY = "baseline_model_id"
+# The custom properties and files of a blessing that TFX's Pusher and
+# LatestBlessedModelStrategy read, as TFX's Evaluator writes them.
+BLESSED_PROPERTY = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
+CURRENT_MODEL_PROPERTY = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY
+CURRENT_MODEL_ID_PROPERTY = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+BASELINE_MODEL_PROPERTY = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY
+BASELINE_MODEL_ID_PROPERTY = evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
 
 _BATCH = 500
 
@@ -150,7 +152,8 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
         npz_file.write(npz_bytes.getvalue())
     with fileio.open(os.path.join(blessing.uri, GATE_RESULT_FILE), "w") as result_file:
         json.dump(result, result_file, indent=2)
-    verdict = "BLESSED" if result["blessed"] else "NOT_BLESSED"
+    verdict = (evaluator_constants.BLESSED_FILE_NAME if result["blessed"]
+               else evaluator_constants.NOT_BLESSED_FILE_NAME)
     with fileio.open(os.path.join(blessing.uri, verdict), "w"):
         pass
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result["blessed"]))

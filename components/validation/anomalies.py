@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import List
 
+# The file both validators write per split (their executors' DEFAULT_FILE_NAME).
 _SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 _SPLIT_DIR_PREFIXES = ("Split-", "SplitPair-")
 

@@ -29,6 +29,9 @@ from components.validation import anomalies as anomaly_reader
 # How many offending examples a split's message names.
 _NAMED_EXAMPLES = 10
 
+# tf.Example value lists per schema type (tensorflow_metadata FeatureType values).
+_VALUE_KINDS = {1: "bytes_list", 2: "int64_list", 3: "float_list"}
+
 
 class DataValidationError(RuntimeError):
     """The data has anomalies and validation.block_on_anomalies is on."""
@@ -59,11 +62,18 @@ def _image_problem(encoded: bytes, image_domain) -> str:
 def example_problems(example, schema) -> List[str]:
     """What in one tf.Example breaks the schema: missing features, integers outside
     their domain, images that do not decode or exceed the size limit."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
     problems = []
     for feature_spec in schema.feature:
         feature = example.features.feature.get(feature_spec.name)
         kind = feature.WhichOneof("kind") if feature is not None else None
         values = list(getattr(feature, kind).value) if kind else []
+        expected_kind = _VALUE_KINDS.get(feature_spec.type)
+        if values and expected_kind and kind != expected_kind:
+            problems.append(f"{feature_spec.name}: {kind}, the schema says "
+                            f"{schema_pb2.FeatureType.Name(feature_spec.type)}")
+            continue
         if not values:
             if feature_spec.presence.min_fraction >= 1.0:
                 problems.append(f"{feature_spec.name}: missing")
