@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from components.contract import CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
+from components.contract import CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH, TEST_SPLIT, TRAIN_SPLIT
 
 INTENDED_USE = (
     f"Classifies {IMAGE_WIDTH}x{IMAGE_HEIGHT} colour photos into the ten CIFAR-10 classes "
@@ -31,28 +31,39 @@ def standard_error(accuracy: float, images: int) -> float:
     return math.sqrt(accuracy * (1 - accuracy) / images) if images else float("nan")
 
 
+def _data_lines(run: dict, data: dict, trained: bool) -> list:
+    """What the model learnt from and was tested on. The Examples this run ingested are
+    the newest span's; with a span window the model trained on more spans than that."""
+    train = data["examples"].get(TRAIN_SPLIT, 0)
+    test = data["examples"].get(TEST_SPLIT, 0)
+    newest = (f"span {run['ingested_span']}" if run["ingested_span"] is not None
+              else "the data")
+    spans = run["training_spans"]
+    if not trained:
+        lines = [f"This run ingested {train:,} train and {test:,} test images ({newest}) "
+                 f"from {run['data']} and trained no model on them."]
+    elif len(spans) > 1:
+        lines = [f"Trained on spans {', '.join(map(str, spans))} from {run['data']}; the "
+                 f"newest, {newest}, holds {train:,} train images and the {test:,} test "
+                 f"images it was tested on."]
+    else:
+        lines = [f"Trained on {train:,} images ({newest}) from {run['data']}; tested on "
+                 f"{test:,} held-out images."]
+    counts = data["class_counts"].get(TRAIN_SPLIT)
+    if counts and sum(counts):
+        low, high = min(counts), max(counts)
+        lines.append(f"Train images per class in {newest}: from {low:,} "
+                     f"({CLASS_NAMES[counts.index(low)]}) to {high:,} "
+                     f"({CLASS_NAMES[counts.index(high)]}).")
+    return lines
+
+
 def model_card(facts: dict) -> dict:
     data, training, evaluation = facts["data"], facts["training"], facts["evaluation"]
     run = facts["run"]
     card = {"intended_use": INTENDED_USE, "data": [], "metrics": [], "limitations": []}
     if data:
-        train = data["examples"].get("train")
-        test = data["examples"].get("test")
-        spans = run["training_spans"] or (
-            [run["ingested_span"]] if run["ingested_span"] is not None else [])
-        card["data"].append(
-            f"Trained on {train:,} images"
-            + (f" (span{'s' if len(spans) > 1 else ''} {', '.join(map(str, spans))})"
-               if spans else "")
-            + f" from {run['data']}; tested on {test:,} held-out images."
-            if train is not None and test is not None else
-            f"Examples per split: {data['examples']}.")
-        counts = data["class_counts"].get("train")
-        if counts and sum(counts):
-            low, high = min(counts), max(counts)
-            card["data"].append(
-                f"Training classes range from {low:,} ({CLASS_NAMES[counts.index(low)]}) to "
-                f"{high:,} ({CLASS_NAMES[counts.index(high)]}) images.")
+        card["data"] += _data_lines(run, data, trained=training is not None)
     else:
         card["data"].append("No data was ingested in this run.")
     if evaluation and evaluation.get("accuracy") is not None:

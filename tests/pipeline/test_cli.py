@@ -104,6 +104,9 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     assert os.path.exists(tmp_path / "out" / "serving_model" / "cifar10" / version /
                           SAVED_MODEL_FILE)
     assert "node Transform is finished." in result.stderr
+    # The run report, written before the summary line and named in it.
+    assert f"Report: {summary['report']}" in result.stdout
+    assert os.path.isfile(summary["report"])
 
 
 def test_a_gpu_tensorflow_cannot_use_stops_the_run_before_any_component(tmp_path):
