@@ -20,7 +20,7 @@ from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid
 from serving.limits import Limits
-from serving.metrics import RequestRecord, ServerMetrics, record_loaded
+from serving.metrics import CLASSIFY, METADATA, PREDICT, STATUS, RequestRecord, ServerMetrics, record_loaded
 from serving.model_store import ModelStore
 
 _STATES = get_model_status_pb2.ModelVersionStatus.State
@@ -107,8 +107,8 @@ def _aborts_on_serving_error(method):
 
 
 # The same method names as the REST API's, so that both count into the same series.
-_METHODS = {"Predict": "predict", "Classify": "classify", "GetModelMetadata": "metadata",
-            "GetModelStatus": "status"}
+_METHODS = {"Predict": PREDICT, "Classify": CLASSIFY, "GetModelMetadata": METADATA,
+            "GetModelStatus": STATUS}
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

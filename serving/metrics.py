@@ -7,6 +7,10 @@
 - `serving_model_versions{model, version, state}` (1 per version, its state now) and
   `serving_version_labels{model, label, version}`;
 - `serving_model_load_failures_total{model, version}`.
+Requests the HTTP layer refuses before they are routed (no Content-Length, a bad one,
+a body over the limit or sent too slowly, the connection limit) are counted in
+`serving_requests_total` with `api` rest and `model`, `method` "" (not in the latency
+histogram: nothing ran).
 Each server has its own registry (not prometheus-client's global one), so servers in
 one process do not mix. Label values come from the server, never verbatim from a
 request: a model, signature or version the server does not have is recorded as "",
@@ -23,6 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
+# The `method` label values, the same for REST and gRPC so that both add up.
+PREDICT, CLASSIFY, METADATA, STATUS = "predict", "classify", "metadata", "status"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Request latencies of a CPU model: a millisecond (status) to tens of seconds (a full
 # batch on a busy machine).
@@ -92,8 +98,19 @@ class ServerMetrics:
         self.latency.labels(record.model, record.api, record.method).observe(
             time.perf_counter() - record.started)
 
+    def refused(self, code: str) -> None:
+        """A REST request refused before routing, with the canonical code it got."""
+        self.requests.labels("", "", "", "rest", "", code).inc()
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def code_of_http_status(status: int) -> str:
+    """The canonical code of an HTTP refusal (errors.py maps the other way)."""
+    return {408: "DEADLINE_EXCEEDED", 413: "RESOURCE_EXHAUSTED", 501: "UNIMPLEMENTED",
+            503: "UNAVAILABLE"}.get(status, "INVALID_ARGUMENT" if status < 500 else
+                                    "INTERNAL")
 
 
 def record_loaded(record: Optional[RequestRecord], loaded, signature: str = "") -> None:

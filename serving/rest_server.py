@@ -1,6 +1,7 @@
 """TF Serving's REST API over a ModelStore (docs/ARCHITECTURE.md says what it covers).
 
-    GET  /v1/models/NAME[/versions/V|/labels/L]              model status
+    GET  /v1/models/NAME[/versions/V|/labels/L]              model status (every version
+                                                             when by label, as TF Serving)
     GET  /v1/models/NAME[/versions/V|/labels/L]/metadata     signature defs
     POST /v1/models/NAME[/versions/V|/labels/L]:predict      row ("instances") or columnar ("inputs")
     POST /v1/models/NAME[/versions/V|/labels/L]:classify     "examples" as JSON features
@@ -31,10 +32,14 @@ from components.contract import EXAMPLES_SIGNATURE
 from serving import inference
 from serving.errors import ServingError, invalid, not_found
 from serving.limits import Limits
+from serving.metrics import CLASSIFY, METADATA, PREDICT, STATUS
 from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from serving.metrics import METRICS_PATH, RequestRecord, ServerMetrics, record_loaded
+from serving.metrics import (METRICS_PATH, RequestRecord, ServerMetrics, code_of_http_status,
+                             record_loaded)
 from serving.model_store import ModelStore
 
+_METHOD_OF_SUFFIX = {None: STATUS, "/metadata": METADATA, ":predict": PREDICT,
+                     ":classify": CLASSIFY}
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -190,8 +195,7 @@ class RestApi:
         if not match:
             raise not_found(f"Malformed request: {method} {path}")
         record.model = self.metrics.known_model(match["name"])
-        record.method = {None: "status", "/metadata": "metadata"}.get(
-            match["suffix"], (match["suffix"] or ":").lstrip(":"))
+        record.method = _METHOD_OF_SUFFIX.get(match["suffix"], "")
         label = match["label"]
         version = None
         if match["version"] is not None:
@@ -334,8 +338,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse_too_large(self, length: int) -> None:
         self.close_connection = True
-        self._respond(413, {"error": f"the request body is {length} bytes, over the "
+        self._refuse(413, {"error": f"the request body is {length} bytes, over the "
                                      f"limit of {self.limits.max_request_bytes}"})
+
+    def _refuse(self, status: int, payload: dict) -> None:
+        """An answer before routing (RestApi.handle counts the others)."""
+        self.api.metrics.refused(code_of_http_status(status))
+        self._respond(status, payload)
 
     def _respond(self, status: int, payload: dict) -> None:
         body = json.dumps(payload).encode()
@@ -359,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Error"
-        self._respond(code, {"error": f"{phrase}: {message}" if message else phrase})
+        self._refuse(code, {"error": f"{phrase}: {message}" if message else phrase})
 
     def _read_body(self, length: int, keep: bool = True) -> Optional[bytes]:
         """The body, read within the timeout from the first byte to the last (b"" when
@@ -382,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.settimeout(self.limits.read_timeout_s)
         except (TimeoutError, OSError):
             self.close_connection = True
-            self._respond(408, {"error": f"the request body announced {length} bytes; "
+            self._refuse(408, {"error": f"the request body announced {length} bytes; "
                                          f"{length - remaining} arrived within "
                                          f"{self.limits.read_timeout_s:g} s"})
             return None
@@ -403,12 +412,12 @@ class _Handler(BaseHTTPRequestHandler):
         announced = self.headers.get("Content-Length")
         if announced is None:
             self.close_connection = True
-            self._respond(411, {"error": "a Content-Length header is required"})
+            self._refuse(411, {"error": "a Content-Length header is required"})
             return
         length = self._announced_length()
         if length is None:
             self.close_connection = True
-            self._respond(400, {"error": f"Content-Length {announced[:40]!r} is not a "
+            self._refuse(400, {"error": f"Content-Length {announced[:40]!r} is not a "
                                          f"non-negative integer"})
             return
         if length > self.limits.max_request_bytes:
@@ -432,13 +441,15 @@ class _BoundedServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address, handler, limits: Limits):
+    def __init__(self, address, handler, limits: Limits, server_metrics: ServerMetrics):
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(limits.max_connections)
         self._limits = limits
+        self._metrics = server_metrics
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
+            self._metrics.refused(code_of_http_status(503))
             body = json.dumps({"error": f"the server is handling "
                                         f"{self._limits.max_connections} connections, its "
                                         f"limit; retry later"}).encode()
@@ -481,8 +492,8 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
     """Starts serving in a background thread; returns the server (`.server_port`).
     `slots`: shared with the gRPC server (see Limits.inference_slots); `metrics`: the
     server's registry, which gRPC counts into too."""
-    handler = type("RestHandler", (_Handler,), {"api": RestApi(store, limits, slots, metrics),
-                                                "limits": limits})
-    server = _BoundedServer((host, port), handler, limits)
+    api = RestApi(store, limits, slots, metrics)
+    handler = type("RestHandler", (_Handler,), {"api": api, "limits": limits})
+    server = _BoundedServer((host, port), handler, limits, api.metrics)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()
     return server

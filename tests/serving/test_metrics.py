@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from serving import model_server
 from serving.limits import Limits
 from serving.metrics import METRICS_PATH
 from serving.model_store import ModelStore
+from serving import rest_server
+from serving.metrics import ServerMetrics
 from serving.rest_server import RestApi
 from tests.support.data import png_images
 from tests.support.pushing import copy_version
@@ -73,7 +76,30 @@ def test_tf_serving_gets_a_monitoring_config_with_the_same_path(tmp_path):
     assert text.split() == ["prometheus_config", "{", "enable:", "true", "path:",
                             f'"{METRICS_PATH}"', "}"]
     command = model_server.server_command(settings, str(config_dir), "tensorflow_model_server")
-    assert f"--monitoring_config_file={config_dir}/monitoring.config" in command
+    assert (f"--monitoring_config_file={config_dir}/{model_server.MONITORING_CONFIG_FILE}"
+            in command)
+
+
+def test_requests_refused_before_routing_are_counted(tmp_path):
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None)
+    metrics = ServerMetrics(store)
+    server = rest_server.start(store, "127.0.0.1", 0,
+                               Limits(max_request_bytes=100, max_connections=1),
+                               metrics=metrics)
+    url = f"http://127.0.0.1:{server.server_port}/v1/models/cifar10:predict"
+    try:
+        status, body = _call(url, {"instances": ["x" * 200]})
+        assert status == 413 and b"over the limit of 100" in body
+        time.sleep(0.5)  # the server closes that connection and frees its slot
+        with socket.create_connection(("127.0.0.1", server.server_port)):
+            # That idle connection holds the only slot: the next one is refused.
+            assert _call(url, {"instances": []})[0] == 503
+    finally:
+        server.shutdown()
+    refused = {"model": "", "version": "", "signature": "", "api": "rest", "method": ""}
+    assert samples(metrics.exposition().decode(), "serving_requests_total") == {
+        frozenset({**refused, "code": "RESOURCE_EXHAUSTED"}.items()): 1.0,
+        frozenset({**refused, "code": "UNAVAILABLE"}.items()): 1.0}
 
 
 def test_known_traffic_is_counted_exactly(pushed_model, tmp_path):
