@@ -149,20 +149,25 @@ def run_load_test(version_dir: str, work_dir: str, image: bytes, seconds: float 
         for phase in PHASES:
             wrk = run_wrk(server.rest_url, path, body_file, phase_seconds, connections,
                           threads, phase_requests)
-            if phase == "during":
-                started = time.monotonic()
-                time.sleep(phase_seconds / 6)
-                push_version(version_dir, base_path, 2)
-                events["pushed_at_s"] = time.monotonic() - started
-                set_label(base_path, model_name, CANARY_LABEL, 2, server.rest_url)
-                events["canary_at_s"] = time.monotonic() - started
-                time.sleep(phase_seconds / 6)
-                set_label(base_path, model_name, STABLE_LABEL, 2, server.rest_url)
-                events["promoted_at_s"] = time.monotonic() - started
-                if events["promoted_at_s"] > phase_seconds:
-                    raise RuntimeError(f"the switch took {events['promoted_at_s']:.0f} s, "
-                                       f"longer than the phase ({phase_seconds:.0f} s)")
-            results[phase] = wrk_result(wrk, phase_seconds)
+            try:
+                if phase == "during":
+                    started = time.monotonic()
+                    time.sleep(phase_seconds / 6)
+                    push_version(version_dir, base_path, 2)
+                    events["pushed_at_s"] = time.monotonic() - started
+                    set_label(base_path, model_name, CANARY_LABEL, 2, server.rest_url)
+                    events["canary_at_s"] = time.monotonic() - started
+                    time.sleep(phase_seconds / 6)
+                    set_label(base_path, model_name, STABLE_LABEL, 2, server.rest_url)
+                    events["promoted_at_s"] = time.monotonic() - started
+                    if events["promoted_at_s"] > phase_seconds:
+                        raise RuntimeError(f"the switch took {events['promoted_at_s']:.0f} "
+                                           f"s, longer than the phase ({phase_seconds:.0f} s)")
+                results[phase] = wrk_result(wrk, phase_seconds)
+            finally:  # a failed switch must not leave wrk running
+                if wrk.poll() is None:
+                    wrk.kill()
+                    wrk.wait()
             rss[phase] = server_rss_bytes(server) / 2**20
             report(f"{phase}: {results[phase]}, server RSS {rss[phase]:.0f} MiB")
         stable_versions.append(labelled_version(server.rest_url, model_name, STABLE_LABEL))
