@@ -169,8 +169,10 @@ def _print_versions(args) -> None:
     on_disk = sorted(int(name) for name in os.listdir(args.model_base_path) if name.isdigit())
     ready = set(ready_versions(args.model_base_path))
     if policy is None or policy.versions is None:
-        served = set(sorted(ready, reverse=True)[:1])
-        rule = "the newest version (no labels)"
+        newest = policy.num_versions if policy else 1
+        served = set(sorted(ready, reverse=True)[:newest])
+        rule = (f"the newest {newest} versions (no labels)" if newest > 1 else
+                "the newest version (no labels)")
     else:
         served = set(policy.versions)
         rule = f"labelled versions only ({labels.config_path(args.model_base_path)})"

@@ -38,10 +38,11 @@ class LabelError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class VersionPolicy:
-    """What the model config asks to be served: `versions` None means the newest ones
-    (TF Serving's `latest` policy); else exactly those versions."""
+    """What the model config asks to be served: `versions` None means the newest
+    `num_versions` (TF Serving's `latest` policy); else exactly those versions."""
     labels: Dict[str, int]
     versions: Optional[tuple] = None
+    num_versions: int = 1
 
 
 def config_path(base_path: str) -> str:
@@ -86,7 +87,8 @@ def parse_config(text: str, model_name: str, source: str) -> VersionPolicy:
         return VersionPolicy(labels, versions)
     if labels:
         raise LabelError(f"{source}: version labels need a specific version policy")
-    return VersionPolicy({}, None)
+    # An empty latest policy is TF Serving's default: one version.
+    return VersionPolicy({}, None, model.model_version_policy.latest.num_versions or 1)
 
 
 def read_policy(base_path: str, model_name: str) -> Optional[VersionPolicy]:
@@ -147,25 +149,33 @@ def server_version_states(server: str, model_name: str, timeout: float = 10.0) -
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = json.loads(response.read())
+        return {int(entry["version"]): (entry["state"],
+                                        entry.get("status", {}).get("error_message", ""))
+                for entry in body.get("model_version_status", [])}
     except urllib.error.HTTPError as error:
         if error.code == 404:
             return {}
         raise
-    return {int(entry["version"]): (entry["state"],
-                                    entry.get("status", {}).get("error_message", ""))
-            for entry in body.get("model_version_status", [])}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise LabelError(f"{url}: not a model status answer ({type(error).__name__}: "
+                         f"{error})") from None
 
 
 def server_label_version(server: str, model_name: str, label: str,
                          timeout: float = 10.0) -> Optional[int]:
-    """The version the server answers `label` with now; None when it does not know it."""
-    url = f"{server.rstrip('/')}/v1/models/{model_name}/labels/{label}"
+    """The version the server answers `label` with now; None when it does not know it.
+
+    Read from the label's metadata: TF Serving resolves a label there, while its status
+    API (`/labels/L` without `/metadata`) ignores the label and lists every version."""
+    url = f"{server.rstrip('/')}/v1/models/{model_name}/labels/{label}/metadata"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            (status,) = json.loads(response.read())["model_version_status"]
+            return int(json.loads(response.read())["model_spec"]["version"])
     except urllib.error.HTTPError:
         return None
-    return int(status["version"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise LabelError(f"{url}: not a model metadata answer ({type(error).__name__}: "
+                         f"{error})") from None
 
 
 def _wait_until_available(server: str, model_name: str, version: int,
@@ -207,8 +217,9 @@ def move_label(base_path: str, model_name: str, label: str, version: int,
                server: Optional[str] = None, timeout_s: float = 300.0,
                log: Callable = print) -> VersionPolicy:
     """Points `label` at `version`; returns the new policy. With `server`, a version the
-    server does not have is loaded before the label moves (see the module's note); if
-    it does not become AVAILABLE the config is put back and LabelError raised."""
+    server does not have is loaded before the label moves (see the module's note), and
+    the call returns once the server answers by the label with the version; if either
+    does not happen in `timeout_s` the config is put back and LabelError raised."""
     ready = ready_versions(base_path)
     if version not in ready:
         raise LabelError(f"version {version} of {model_name} is not under {base_path} "
@@ -219,29 +230,41 @@ def move_label(base_path: str, model_name: str, label: str, version: int,
                          f"set only labelled versions are served")
     labels = {**current.labels, label: version}
     wanted = VersionPolicy(labels, tuple(sorted(set(labels.values()))))
-    previous_text = None
-    if (server and label in current.labels and current.labels[label] != version
-            and server_version_states(server, model_name).get(version, ("",))[0]
-            != "AVAILABLE"):
-        with open(config_path(base_path)) as config_file:
-            previous_text = config_file.read()
-        loading = VersionPolicy(current.labels,
-                                tuple(sorted(set(current.labels.values()) | {version})))
-        write_policy(base_path, model_name, loading)
-        log(f"Loading version {version} on {server} before moving {label!r} onto it")
-        try:
+    # Put back if the server does not follow (None: there was no config). The stable
+    # history is written only once the move is done (with `server`, confirmed there),
+    # so that a rollback never goes back to a version that was never served as stable.
+    previous_text = _read_text(config_path(base_path))
+    history = stable_history(base_path)
+    try:
+        if (server and label in current.labels and current.labels[label] != version
+                and server_version_states(server, model_name).get(version, ("",))[0]
+                != "AVAILABLE"):
+            loading = VersionPolicy(current.labels,
+                                    tuple(sorted(set(current.labels.values()) | {version})))
+            write_policy(base_path, model_name, loading)
+            log(f"Loading version {version} on {server} before moving {label!r} onto it")
             _wait_until_available(server, model_name, version, timeout_s)
-        except BaseException:
+        write_policy(base_path, model_name, wanted)
+        if server:  # returns once the server answers by the label with the version
+            _wait_until_labelled(server, model_name, label, version, timeout_s)
+    except BaseException:
+        if previous_text is None:
+            if os.path.exists(config_path(base_path)):
+                os.remove(config_path(base_path))
+        else:
             _write_atomically(config_path(base_path), previous_text)
-            raise
-    write_policy(base_path, model_name, wanted)
-    if label == STABLE_LABEL:
-        history = stable_history(base_path)
-        if not history or history[-1] != version:
-            _write_history(base_path, history + [version])
-    if server:  # returns once the server answers by the label with the version
-        _wait_until_labelled(server, model_name, label, version, timeout_s)
+        raise
+    if label == STABLE_LABEL and (not history or history[-1] != version):
+        _write_history(base_path, history + [version])
     return wanted
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path) as text_file:
+            return text_file.read()
+    except FileNotFoundError:
+        return None
 
 
 def rollback(base_path: str, model_name: str, server: Optional[str] = None,

@@ -209,14 +209,16 @@ def run_embedded(settings: ServerSettings) -> int:
     def log(message: str) -> None:
         print(message, flush=True)
 
+    # One set of inference slots for both APIs and the warmup replay: the model's memory
+    # is bounded across them.
+    slots = settings.limits.inference_slots()
     store = ModelStore(settings.model_name, os.path.abspath(settings.model_base_path),
                        num_versions=settings.num_versions,
-                       poll_seconds=settings.file_system_poll_seconds, log=log).start()
+                       poll_seconds=settings.file_system_poll_seconds, log=log,
+                       inference_slots=slots).start()
     if not ready_versions(store.base_path):
         log(f"No version of {settings.model_name} in {settings.model_base_path} yet; "
             f"waiting for one (a <integer>/saved_model.pb)")
-    # One set of inference slots for both APIs: the model's memory is bounded across them.
-    slots = settings.limits.inference_slots()
     metrics = ServerMetrics(store)  # both APIs count into it; REST serves it
     rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots,
                              metrics)

@@ -27,6 +27,9 @@ from serving.errors import ServingError, invalid, not_found
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
+# Versions that ended (unloaded, or failed to load) still reported, the newest ones:
+# the status API and the metrics keep a bounded history however many pushes there are.
+ENDED_VERSIONS_KEPT = 5
 
 
 @dataclasses.dataclass
@@ -64,8 +67,12 @@ class ModelStore:
     """Loads and serves the latest versions of `model_name` from `base_path`."""
 
     def __init__(self, model_name: str, base_path: str, num_versions: int = 1,
-                 poll_seconds: float = 1.0, log=print):
+                 poll_seconds: float = 1.0, log=print,
+                 inference_slots: Optional[threading.Semaphore] = None):
         self.model_name = model_name
+        # The server's inference slots (Limits.inference_slots): warmup requests take
+        # them as clients' requests do.
+        self.inference_slots = inference_slots
         self.base_path = base_path
         self.num_versions = num_versions
         self.poll_seconds = poll_seconds
@@ -129,7 +136,7 @@ class ModelStore:
             try:
                 loaded = load_version(version, ready[version])
                 # Before the version is AVAILABLE or takes a request (TF Serving's order).
-                warmed_up = warmup.replay(loaded)
+                warmed_up = warmup.replay(loaded, self.inference_slots)
             except Exception as error:  # a corrupt or half-written version, or warmup file
                 self._failed[version] = fingerprint
                 self._set_status(version, END, f"{type(error).__name__}: {error}")
@@ -161,6 +168,9 @@ class ModelStore:
     def _set_status(self, version: int, state: str, error_message: str = "") -> None:
         with self._lock:
             self._statuses[version] = VersionStatus(version, state, error_message)
+            ended = sorted(v for v, status in self._statuses.items() if status.state == END)
+            for forgotten in ended[:-ENDED_VERSIONS_KEPT]:
+                del self._statuses[forgotten]
 
     def start(self) -> "ModelStore":
         self.poll_once()
@@ -231,13 +241,11 @@ class ModelStore:
 
     def statuses(self, model_name: str, version: Optional[int] = None,
                  label: Optional[str] = None) -> List[VersionStatus]:
+        """As TF Serving's GetModelStatus: `label` is ignored (only a version narrows
+        the answer), so a status request by label lists every version."""
         if model_name != self.model_name:
             raise not_found(f"Could not find any versions of model {model_name}")
         with self._lock:
-            if label is not None:
-                if label not in self._labels:
-                    raise self._unknown_label(label)
-                version = self._labels[label]
             statuses = dict(self._statuses)
         if version is not None:
             if version not in statuses:

@@ -6,12 +6,16 @@ request in it runs through the loaded version the way a client's would (so traci
 and allocation happen then, not on the first client request). A file that cannot be
 read, a record of another kind, or a request the model refuses fails the load: the
 version is not served and the previous one keeps serving. Warmup requests are not
-client requests: they are not counted in the metrics.
+client requests: they are not counted in the metrics. Each one runs the model inside
+one of the server's inference slots, like a client's, so that a load under traffic
+does not run the model beyond the server's bound (the wait delays only the poller).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from typing import Optional
 
 from components.contract import WARMUP_REQUESTS_FILE
 
@@ -23,9 +27,9 @@ class WarmupError(RuntimeError):
     """The warmup file could not be replayed; the message names the file and record."""
 
 
-def replay(loaded) -> int:
-    """Runs every request of `loaded`'s warmup file through it; returns how many (0
-    without a file)."""
+def replay(loaded, slots: Optional[threading.Semaphore] = None) -> int:
+    """Runs every request of `loaded`'s warmup file through it, each holding one of
+    `slots`; returns how many (0 without a file)."""
     path = os.path.join(loaded.path, WARMUP_REQUESTS_FILE)
     if not os.path.exists(path):
         return 0
@@ -48,12 +52,12 @@ def replay(loaded) -> int:
                 request = log.predict_log.request
                 inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
                 inference.run(loaded, request.model_spec.signature_name, inputs,
-                              list(request.output_filter))
+                              list(request.output_filter), slots=slots)
             elif kind == "classify_log":
                 request = log.classify_log.request
                 examples = list(request.input.example_list.examples)
                 inference.classify(loaded, [e.SerializeToString() for e in examples],
-                                   request.model_spec.signature_name or None)
+                                   request.model_spec.signature_name or None, slots=slots)
             else:
                 raise WarmupError(f"{path}: record {replayed + 1} is a {kind or 'empty'} "
                                   f"log; only predict and classify requests are replayed")

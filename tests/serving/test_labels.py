@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -23,8 +25,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from components.contract import (CANARY_LABEL, IMAGES_INPUT, MODEL_CONFIG_FILE,
-                                 SAVED_MODEL_FILE, STABLE_LABEL)
-from serving import model_server
+                                 SAVED_MODEL_FILE, STABLE_HISTORY_FILE, STABLE_LABEL)
+from serving import labels, model_server, rest_server
+from serving.model_store import ModelStore
 from tests.support.data import REPO_ROOT, png_images
 from tests.support.pushing import copy_version
 from tests.support.server_process import EmbeddedServerProcess
@@ -90,7 +93,7 @@ def test_label_commands_write_tf_servings_config_and_roll_back(tmp_path):
     result = _label(base_path, "rollback")
     assert result.returncode == 2 and "nothing earlier to roll back to" in result.stderr
     assert sorted(os.listdir(base_path)) == sorted(
-        ["3", "5", "7", "9", MODEL_CONFIG_FILE, "stable_history"])
+        ["3", "5", "7", "9", MODEL_CONFIG_FILE, STABLE_HISTORY_FILE])
 
 
 def test_bad_label_commands_are_refused_and_change_nothing(tmp_path):
@@ -115,15 +118,47 @@ def test_bad_label_commands_are_refused_and_change_nothing(tmp_path):
     assert result.returncode == 2 and "not a directory" in result.stderr
 
 
+def test_a_label_the_server_does_not_follow_puts_the_config_and_history_back(tmp_path):
+    base_path = tmp_path / "cifar10"
+    _fake_versions(base_path, 3, 5)
+    # A real embedded REST server whose store never polls: it never loads a version nor
+    # moves a label, as a stalled server would.
+    stalled = rest_server.start(ModelStore("cifar10", str(base_path), log=lambda m: None),
+                                "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{stalled.server_port}"
+    try:
+        # A first label: nothing to load first; the server never answers by it.
+        result = _label(base_path, "label", STABLE_LABEL, "3", "--server", url,
+                        "--timeout-seconds", "1")
+        assert result.returncode == 2
+        assert "still answers it with None" in result.stderr
+        assert sorted(os.listdir(base_path)) == ["3", "5"]  # no config, no history
+        assert _label(base_path, "label", STABLE_LABEL, "3").returncode == 0
+        config, history = ((base_path / name).read_text()
+                           for name in (MODEL_CONFIG_FILE, STABLE_HISTORY_FILE))
+        for label in (CANARY_LABEL, STABLE_LABEL):  # no load step; a load step
+            with pytest.raises(labels.LabelError, match="version 5"):
+                labels.move_label(str(base_path), "cifar10", label, 5, url, timeout_s=1,
+                                  log=lambda m: None)
+            assert (base_path / MODEL_CONFIG_FILE).read_text() == config
+            assert (base_path / STABLE_HISTORY_FILE).read_text() == history == "3\n"
+    finally:
+        stalled.shutdown()
+
+
 def test_tf_serving_reads_the_labelled_config_and_polls_it(tmp_path):
     base_path = tmp_path / "cifar10"
-    _fake_versions(base_path, 3)
+    _fake_versions(base_path, 1, 2, 3)
     settings = model_server.ServerSettings(model_base_path=str(base_path),
                                            model_name="cifar10", rest_port=8501,
                                            grpc_port=8500, num_versions=2)
     config_dir = tmp_path / "config"
     model_server.write_config_files(settings, str(config_dir), "tensorflow_model_server")
     assert _model_config(base_path).model_version_policy.latest.num_versions == 2
+    listing = _label(base_path, "versions")
+    assert listing.stdout.startswith("Served: the newest 2 versions (no labels)")
+    rows = {line.split()[0]: line.split()[2] for line in listing.stdout.splitlines()[2:]}
+    assert rows == {"3": "served", "2": "served", "1": "-"}
     assert _label(base_path, "label", STABLE_LABEL, "3").returncode == 0
     # A labelled config is the operator's: starting the server again keeps it.
     model_server.write_config_files(settings, str(config_dir), "tensorflow_model_server")
@@ -217,8 +252,10 @@ def test_labels_canary_promote_and_rollback_under_a_client_loop(pushed_model, tm
         # the label moves, as TF Serving needs), then promote again.
         assert _label(base_path, "label", STABLE_LABEL, "2").returncode == 0
         _wait_for(server, STABLE_LABEL, 2)
+        # The status API ignores a label, as TF Serving's does: every version.
         status, answer = _rest(f"{server.rest_url}/v1/models/cifar10/labels/{STABLE_LABEL}")
-        assert status == 200 and [s["version"] for s in answer["model_version_status"]] == ["2"]
+        assert status == 200
+        assert [s["version"] for s in answer["model_version_status"]] == ["2", "1"]
         time.sleep(1)
         rolled_back = _label(base_path, "rollback", "--server", server.rest_url)
         assert rolled_back.returncode == 0, rolled_back.stderr
@@ -247,3 +284,56 @@ def test_labels_canary_promote_and_rollback_under_a_client_loop(pushed_model, tm
         server.stop()
     assert failures == []
     assert answered.count(STABLE_LABEL) > 10 and answered.count(CANARY_LABEL) > 0
+
+
+# --- TF Serving itself (when installed): a label in use moves in two steps.
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
+                    reason="tensorflow_model_server is not on PATH (TF Serving is not "
+                           "installable from the package indexes here)")
+def test_tf_serving_moves_a_label_in_use_in_two_steps_and_rolls_back(pushed_model, tmp_path):
+    _, _, version_dir = pushed_model
+    base_path = tmp_path / "models" / "cifar10"
+    copy_version(version_dir, str(base_path), 1)
+    assert _label(base_path, "label", STABLE_LABEL, "1").returncode == 0
+    settings = model_server.ServerSettings(model_base_path=str(base_path),
+                                           model_name="cifar10", rest_port=_free_port(),
+                                           grpc_port=_free_port(), host="127.0.0.1")
+    config_dir = str(tmp_path / "config")
+    model_server.write_config_files(settings, config_dir, "tensorflow_model_server")
+    log_path = tmp_path / "tensorflow_model_server.log"
+    with open(log_path, "w") as log_file:  # a file: a pipe nobody reads would fill up
+        server = subprocess.Popen(
+            model_server.server_command(settings, config_dir, "tensorflow_model_server"),
+            stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{settings.rest_port}"
+    try:
+        deadline = time.monotonic() + 120
+        while labels.server_label_version(url, "cifar10", STABLE_LABEL) != 1:
+            assert server.poll() is None and time.monotonic() < deadline, (
+                f"TF Serving did not answer {STABLE_LABEL} with version 1:\n"
+                + log_path.read_text()[-3000:])
+            time.sleep(0.5)
+        copy_version(version_dir, str(base_path), 2)
+        # TF Serving refuses a config moving `stable` onto a version it has not loaded:
+        # the command loads 2 first, then moves the label once 2 is AVAILABLE.
+        moved = _label(base_path, "label", STABLE_LABEL, "2", "--server", url)
+        assert moved.returncode == 0, moved.stderr
+        assert "Loading version 2" in moved.stdout
+        assert labels.server_label_version(url, "cifar10", STABLE_LABEL) == 2
+        assert labels.server_version_states(url, "cifar10")[2][0] == "AVAILABLE"
+        rolled_back = _label(base_path, "rollback", "--server", url)
+        assert rolled_back.returncode == 0, rolled_back.stderr
+        assert labels.server_label_version(url, "cifar10", STABLE_LABEL) == 1
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

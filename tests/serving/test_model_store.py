@@ -12,8 +12,21 @@ import pytest
 from components.contract import CANARY_LABEL, MODEL_CONFIG_FILE, SAVED_MODEL_FILE, STABLE_LABEL
 from serving.errors import ServingError
 from serving.labels import move_label
-from serving.model_store import AVAILABLE, END, ModelStore
+from serving.model_store import AVAILABLE, END, ENDED_VERSIONS_KEPT, ModelStore
 from tests.support.pushing import copy_version
+
+
+def test_only_the_newest_ended_versions_are_still_reported(tmp_path):
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None)
+    pushes = ENDED_VERSIONS_KEPT + 3
+    for version in range(1, pushes + 1):  # each one corrupt: it ends as it loads
+        os.makedirs(tmp_path / str(version))
+        (tmp_path / str(version) / SAVED_MODEL_FILE).write_bytes(b"not a SavedModel")
+        store.poll_once()
+    assert [(s.version, s.state) for s in store.statuses_now()] == [
+        (version, END) for version in range(pushes, pushes - ENDED_VERSIONS_KEPT, -1)]
+    # The load failures stay counted (a Prometheus counter does not go away).
+    assert sorted(store.load_failures()) == list(range(1, pushes + 1))
 
 
 def test_latest_version_served_and_the_old_one_unloaded(pushed_model, tmp_path):
@@ -89,7 +102,9 @@ def test_a_label_moves_only_onto_a_loaded_version(pushed_model, tmp_path):
     move_label(str(tmp_path), "cifar10", CANARY_LABEL, 4)
     store.poll_once()
     assert store.labels() == {STABLE_LABEL: 3, CANARY_LABEL: 4}
-    assert [s.version for s in store.statuses("cifar10", label=CANARY_LABEL)] == [4]
+    assert store.get("cifar10", label=CANARY_LABEL).version == 4
+    # The status by label ignores the label, as TF Serving's GetModelStatus does.
+    assert [s.version for s in store.statuses("cifar10", label=CANARY_LABEL)] == [5, 4, 3]
     os.remove(os.path.join(str(tmp_path), MODEL_CONFIG_FILE))
     store.poll_once()  # no config: the newest loadable version again, no labels
     assert store.get("cifar10").version == 4 and store.labels() == {}

@@ -5,11 +5,13 @@ the load (counted), and the previous version keeps serving, as in TF Serving."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
 from components.contract import WARMUP_REQUESTS_FILE
-from serving.model_store import AVAILABLE, END, ModelStore
+from serving.model_store import AVAILABLE, END, LOADING, ModelStore
 from tests.support.data import png_images
 from tests.support.pushing import copy_version
 from tests.support.warmup_file import write_warmup_file
@@ -29,6 +31,41 @@ def test_warmup_requests_are_replayed_before_the_version_is_available(pushed_mod
     assert [(s.version, s.state) for s in store.statuses("cifar10")] == [(3, AVAILABLE)]
     assert any("version 3" in m and "3 warmup requests replayed" in m for m in messages)
     assert store.load_failures() == {}
+
+
+class _WatchedSlots(threading.BoundedSemaphore):
+    """Inference slots that tell when someone waits for one."""
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.asked = threading.Event()
+
+    def acquire(self, blocking=True, timeout=None):
+        self.asked.set()
+        return super().acquire(blocking, timeout)
+
+    __enter__ = acquire
+
+
+def test_warmup_requests_wait_for_an_inference_slot(pushed_model, tmp_path):
+    _, _, version_dir = pushed_model
+    write_warmup_file(copy_version(version_dir, tmp_path, 3), [png_images(1), png_images(2)])
+    slots = _WatchedSlots(1)
+    slots.acquire()  # a client's request running the model
+    slots.asked.clear()
+    store = ModelStore("cifar10", str(tmp_path), log=lambda message: None,
+                       inference_slots=slots)
+    poller = threading.Thread(target=store.poll_once)
+    poller.start()
+    try:
+        assert slots.asked.wait(120), "the warmup replay never asked for a slot"
+        time.sleep(1)
+        assert poller.is_alive()
+        assert [(s.version, s.state) for s in store.statuses_now()] == [(3, LOADING)]
+    finally:
+        slots.release()
+        poller.join(120)
+    assert [(s.version, s.state) for s in store.statuses_now()] == [(3, AVAILABLE)]
 
 
 @pytest.mark.parametrize("damage, message", [
