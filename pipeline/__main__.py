@@ -201,18 +201,6 @@ def _infer_schema(args, extra_args) -> int:
 EXIT_DATA_ANOMALIES = 4
 
 
-def _blocked_by_data_validation(error: BaseException) -> bool:
-    """Whether the DataGate stopped the run. LocalDagRunner re-raises its error as is;
-    a Beam-based runner wraps it, keeping its class name in the message."""
-    from components.validation.data_gate import DataValidationError
-    while error is not None:
-        if (isinstance(error, DataValidationError)
-                or DataValidationError.__name__ in str(error)):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
 def main(argv=None) -> int:
     # google-api-core warns once per Vertex AI module that Python 3.10 is old: TFX 1.16
     # supports nothing newer, so the dozens of lines carry no information.
@@ -246,7 +234,8 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     except Exception as error:  # a component failed: TFX has logged the traceback
-        if _blocked_by_data_validation(error):
+        from components.validation.data_gate import stopped_by_data_gate
+        if stopped_by_data_gate(error):
             from pipeline import summary
             try:
                 blocked = summary.run_report(os.path.abspath(config.metadata_path),

@@ -71,8 +71,8 @@ def local_pipeline(config: pipeline_config.PipelineConfig, source: DataSource,
 
 def span_ingestion_pipeline(config: pipeline_config.PipelineConfig, source: DataSource,
                             span: int) -> tfx.dsl.Pipeline:
-    """The same pipeline with ExampleGen pinned to `span`: run it up to ExampleGen
-    (`RunOptions(to_nodes=[EXAMPLE_GEN_ID])`) to ingest an earlier span of the window.
+    """The same pipeline with ExampleGen pinned to `span`: run it up to the DataGate
+    (`RunOptions(to_nodes=[DATA_GATE_ID])`) to ingest an earlier span of the window.
     Same pipeline, same node ids, so the ingested span is found by later runs and an
     unchanged span is a cache hit."""
     return _create(config, _local_locations(config), _ingestion(config, source, span))

@@ -100,17 +100,28 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) ->
 
 
 def ingest_earlier_spans(config, source, orchestrator) -> None:
-    """Runs ExampleGen alone for each span of the window before the latest, so that a
-    first run over several spans, or a window that grew, trains on all of them. A span
-    ingested before, with the same files, is a cache hit."""
+    """Runs the pipeline up to the DataGate for each span of the window before the
+    latest, oldest first, so that a first run over several spans, or a window that
+    grew, trains on all of them, each validated (and compared with the span before it).
+    A span ingested before, with the same files, is a cache hit. An earlier span with
+    anomalies does not stop the run: the span window leaves out what the DataGate
+    stopped, and it was reported when it arrived (or is reported here)."""
     from tfx.orchestration import pipeline as pipeline_lib
 
     from pipeline.builders import span_ingestion_pipeline  # TFX takes ~30 s to import
-    from pipeline.pipeline import EXAMPLE_GEN_ID
+    from pipeline.pipeline import DATA_GATE_ID
     for span in training_spans(config, source)[:-1]:
-        progress.report(f"Ingesting span {span} (cached if already ingested and unchanged)")
-        orchestrator.run(span_ingestion_pipeline(config, source, span),
-                         run_options=pipeline_lib.RunOptions(to_nodes=[EXAMPLE_GEN_ID]))
+        progress.report(f"Ingesting and validating span {span} (cached if already done "
+                        f"and unchanged)")
+        try:
+            orchestrator.run(span_ingestion_pipeline(config, source, span),
+                             run_options=pipeline_lib.RunOptions(to_nodes=[DATA_GATE_ID]))
+        except Exception as error:
+            from components.validation.data_gate import stopped_by_data_gate
+            if not stopped_by_data_gate(error):
+                raise
+            progress.report(f"Span {span} has data anomalies: it is left out of training "
+                            f"({error})")
 
 
 def _run_locked(config, source, orchestrator, to_nodes) -> dict:

@@ -157,22 +157,25 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         block_on_anomalies=validation.block_on_anomalies,
+        drift_checked=drift_anomalies is not None,
     ).with_id(DATA_GATE_ID)
     components.append(data_gate)
     # Statistics, schema and validation cover the newly ingested span; earlier spans
-    # were validated when they arrived.
+    # were validated when they arrived (pipeline.local_runner.ingest_earlier_spans runs
+    # them up to the DataGate), and spans the gate stopped are not trained on.
     training_examples = example_gen.outputs["examples"]
     if ingestion.training_spans is not None:
         # Earlier runs' spans are not outputs of this run: a plain Channel reads every
         # Examples artifact ExampleGen ever published in this pipeline.
         span_resolver = tfx.dsl.Resolver(
             strategy_class=spans.LatestSpansStrategy,
-            config={"num_spans": ingestion.training_spans},
+            config={"num_spans": ingestion.training_spans, "validated_only": True},
             examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
                                      producer_component_id=example_gen.id,
                                      output_key="examples"),
         ).with_id(TRAINING_SPANS_RESOLVER_ID)
-        span_resolver.add_upstream_node(example_gen)
+        # After the gate: this run's span counts once the gate has let it through.
+        span_resolver.add_upstream_node(data_gate)
         components.append(span_resolver)
         training_examples = span_resolver.outputs["examples"]
 

@@ -51,13 +51,21 @@ class LatestSpansStrategy(resolver.ResolverStrategy):
                                   output_key="examples"))
     """
 
-    def __init__(self, num_spans: int = 0):
+    def __init__(self, num_spans: int = 0, validated_only: bool = False):
         if num_spans < 0:
             raise ValueError(f"num_spans: must be >= 0 (0: every span), got {num_spans}")
         self._num_spans = num_spans
+        # Only spans the DataGate let through (components.validation.lineage): a span it
+        # stopped stays published and would otherwise be trained on by the next run.
+        self._validated_only = validated_only
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
+        if self._validated_only:
+            from components.validation import lineage  # it reads spans from this module
+            input_dict = {key: [artifact for artifact in artifacts if artifact.id in
+                                lineage.passed_data_gate(store, [a.id for a in artifacts])]
+                          for key, artifacts in input_dict.items()}
         resolved = {key: newest_per_span(artifacts, self._num_spans)
                     for key, artifacts in input_dict.items()}
         # None: not every input has an artifact yet, so the consumers do not run.

@@ -37,6 +37,17 @@ class DataValidationError(RuntimeError):
     """The data has anomalies and validation.block_on_anomalies is on."""
 
 
+def stopped_by_data_gate(error: BaseException) -> bool:
+    """Whether a pipeline run's error is the DataGate's. LocalDagRunner re-raises it as
+    is; a Beam-based runner wraps it, keeping its class name in the message."""
+    while error is not None:
+        if (isinstance(error, DataValidationError)
+                or DataValidationError.__name__ in str(error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _schema(schema_artifact):
     from tfx.utils import io_utils
     from tensorflow_metadata.proto.v0 import schema_pb2
@@ -123,12 +134,18 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
     examples: InputArtifact[standard_artifacts.Examples],
     schema: InputArtifact[standard_artifacts.Schema],
     block_on_anomalies: Parameter[bool],
+    drift_checked: Parameter[bool],
     drift_anomalies: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
 ):
     """Fails (DataValidationError) when `anomalies` or `drift_anomalies` hold any
-    anomaly and `block_on_anomalies`; warns otherwise."""
+    anomaly and `block_on_anomalies`; warns otherwise. With `drift_checked`, a missing
+    `drift_anomalies` (DistributionValidator skipped: TFX skips a component whose
+    inputs do not resolve, and the run goes on) is an anomaly too."""
     schema_anomalies = anomaly_reader.describe(anomalies.uri)
     lines = describe_anomalies(schema_anomalies, drift=False)
+    if drift_checked and drift_anomalies is None:
+        lines.append("drift from the previous span: not checked (DistributionValidator "
+                     "did not run; see its error in the log)")
     if drift_anomalies is not None:
         lines += describe_anomalies(anomaly_reader.describe(drift_anomalies.uri), drift=True)
     if not lines:

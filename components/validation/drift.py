@@ -16,6 +16,7 @@ from tfx.proto import distribution_validator_pb2
 
 from components.contract import LABEL_KEY
 from components.data import spans
+from components.validation import lineage
 
 
 def label_drift_config(threshold: float) -> distribution_validator_pb2.DistributionValidatorConfig:
@@ -31,55 +32,51 @@ def label_drift_config(threshold: float) -> distribution_validator_pb2.Distribut
     return config
 
 
-def previous_span(statistics: List[types.Artifact], span_of: Callable[[types.Artifact], int]
-                  ) -> List[types.Artifact]:
-    """The newest statistics of the latest span before the newest one; with a single
-    span, the newest span's own (compared with itself, nothing drifts)."""
-    if not statistics:
+def previous_span(statistics: List[types.Artifact], current_span: int,
+                  span_of: Callable[[types.Artifact], int]) -> List[types.Artifact]:
+    """The newest statistics of the latest span before `current_span`; none: []."""
+    earlier = [artifact for artifact in statistics if span_of(artifact) < current_span]
+    if not earlier:
         return []
-    newest_span = max(span_of(artifact) for artifact in statistics)
-    earlier = [artifact for artifact in statistics if span_of(artifact) < newest_span]
-    candidates = earlier or statistics
-    return [max(candidates, key=lambda artifact: (span_of(artifact), artifact.id))]
-
-
-def examples_spans(store, statistics: List[types.Artifact]) -> Dict[int, int]:
-    """Statistics artifact id -> span of the Examples it was computed from.
-
-    StatisticsGen copies the Examples' `span` property, but ExampleGen records the
-    span as a custom property, so the statistics' own is always 0: the span is read
-    through the lineage (the execution that produced the statistics, and its input
-    that has a span)."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    output_events = [event for event in store.get_events_by_artifact_ids(
-        [artifact.id for artifact in statistics])
-        if event.type == metadata_store_pb2.Event.OUTPUT]
-    producer = {event.artifact_id: event.execution_id for event in output_events}
-    input_events = [event for event in store.get_events_by_execution_ids(
-        list(set(producer.values()))) if event.type == metadata_store_pb2.Event.INPUT]
-    inputs = {artifact.id: artifact for artifact in store.get_artifacts_by_id(
-        list({event.artifact_id for event in input_events}))}
-    span_of_execution = {
-        event.execution_id: inputs[event.artifact_id].custom_properties[
-            spans.SPAN_PROPERTY].int_value
-        for event in input_events
-        if spans.SPAN_PROPERTY in inputs[event.artifact_id].custom_properties}
-    return {artifact_id: span_of_execution[execution_id]
-            for artifact_id, execution_id in producer.items()
-            if execution_id in span_of_execution}
+    return [max(earlier, key=lambda artifact: (span_of(artifact), artifact.id))]
 
 
 class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
-    """Resolves a channel of every ExampleStatistics StatisticsGen published to the
-    previous span's (see `previous_span`). A strategy, not a resolver function, for the
-    same reason as `components.data.spans.LatestSpansStrategy` (Airflow)."""
+    """Resolves `statistics` (every ExampleStatistics StatisticsGen published, read
+    after this run's StatisticsGen) to the statistics of the previous validated span:
+    the newest statistics of the latest span below the span of this run's statistics
+    (the newest artifact: a StatisticsGen that ran published it; a cached one
+    published nothing newer) that the DataGate let through. Spans the gate stopped are
+    skipped, so a new span is compared with the last accepted one. With no accepted
+    earlier span, this run's statistics themselves (DistributionValidator has no
+    optional baseline; compared with itself, nothing drifts). A strategy, not a
+    resolver function, for the same reason as
+    `components.data.spans.LatestSpansStrategy` (Airflow); one input channel, because
+    TFX 1.16's input graph fails on a resolver mixing a query channel with an output
+    channel.
+
+    Spans are read through the lineage: ExampleGen records the span as a custom
+    property of its Examples, and StatisticsGen copies the (unset) property instead.
+    """
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
         resolved = {}
-        for key, artifacts in input_dict.items():
-            span_by_id = examples_spans(store, artifacts) if artifacts else {}
-            # Statistics of unspanned data count as span 0.
-            resolved[key] = previous_span(artifacts, lambda a: span_by_id.get(a.id, 0))
-        return resolved if all(resolved.values()) else None
+        for key, every in input_dict.items():
+            if not every:
+                return None
+            current = max(every, key=lambda artifact: artifact.id)
+            examples = lineage.statistics_examples(store, every)
+            accepted = lineage.passed_data_gate(
+                store, [artifact.id for artifact in examples.values()])
+
+            def span_of(artifact):
+                # Statistics of unspanned data count as span 0.
+                found = examples.get(artifact.id)
+                return (found.custom_properties[spans.SPAN_PROPERTY].int_value
+                        if found else 0)
+
+            validated = [artifact for artifact in every
+                         if artifact.id in examples and examples[artifact.id].id in accepted]
+            resolved[key] = previous_span(validated, span_of(current), span_of) or [current]
+        return resolved

@@ -4,8 +4,11 @@
 2. span-1, a normal span, passes the drift check against span-0 (run to the DataGate);
 3. span-2, 70% of one class, is drift: the run exits 4 before Transform, lists the
    anomaly, trains nothing, and A is still the only version served;
-4. with validation.block_on_anomalies=false the same span goes through, with the
-   anomaly still reported.
+4. span-3, a normal span, passes against span-1 (not the stopped span-2) and the model
+   trains on spans 0, 1 and 3 only;
+5. span-4, skewed again, goes through with validation.block_on_anomalies=false, the
+   anomaly still reported; the override covers the whole run, so the stopped span-2
+   is let through too and trained on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from components.contract import IMAGE_SHAPE
 from components.data import cifar10_format
 from tests.support.data import REPO_ROOT, random_batch, write_small_dataset
 
-pytestmark = pytest.mark.slow  # four pipeline runs
+pytestmark = pytest.mark.slow  # five pipeline runs, three of them training
+IMAGES_PER_SPAN = 120
 
 SKEWED_CLASS = 3
 
@@ -69,6 +73,14 @@ def runs(tmp_path_factory):
         [_skewed_batch(60, 20), _skewed_batch(60, 21)], _skewed_batch(60, 22))
     results["skewed"] = _run(data_root, output_dir)
     results["versions_after_skewed"] = _served_versions(output_dir)
+
+    write_small_dataset(str(data_root / "span-3"), cifar10_format.PYTHON_LAYOUT,
+                        train_sizes=(60, 60), test_size=60, seed=30)
+    results["after_skewed"] = _run(data_root, output_dir)
+
+    cifar10_format.write_dataset(
+        str(data_root / "span-4"), cifar10_format.PYTHON_LAYOUT,
+        [_skewed_batch(60, 40), _skewed_batch(60, 41)], _skewed_batch(60, 42))
     results["override"] = _run(data_root, output_dir,
                                "--set", "validation.block_on_anomalies=false")
     return results
@@ -106,6 +118,18 @@ def test_a_skewed_span_stops_the_run_before_training_and_keeps_the_served_model(
     assert runs["versions_after_skewed"] == runs["versions_after_first"]
 
 
+def test_the_next_normal_span_passes_and_the_stopped_span_is_not_trained_on(runs):
+    after = runs["after_skewed"]
+    assert after.returncode == 0, after.stderr[-3000:]
+    summary = _summary(after)
+    # Compared with span-1, the last accepted span: no drift.
+    assert summary["anomalies"] == []
+    assert summary["components"]["Trainer"]["state"] == "COMPLETE"
+    assert f"Training resnet9 on {3 * IMAGES_PER_SPAN} images" in after.stdout
+    # Span-2, validated again as an earlier span of the window, is reported and skipped.
+    assert "Span 2 has data anomalies: it is left out of training" in after.stdout
+
+
 def test_the_override_lets_the_skewed_span_through_with_a_warning(runs):
     override = runs["override"]
     assert override.returncode == 0, override.stderr[-3000:]
@@ -114,6 +138,8 @@ def test_the_override_lets_the_skewed_span_through_with_a_warning(runs):
     assert summary["components"]["Trainer"]["state"] == "COMPLETE"
     assert summary["decision"]["pushed"]
     assert {a["feature"] for a in summary["anomalies"]} == {"label"}
+    # The operator let the skewed spans through: all five are trained on.
+    assert f"Training resnet9 on {5 * IMAGES_PER_SPAN} images" in override.stdout
 
 
 def test_infer_schema_writes_what_tfdv_infers_from_the_latest_statistics(runs, tmp_path):

@@ -22,15 +22,17 @@ def _span_of(artifact):
     return SPANS[artifact.id]
 
 
-def test_the_previous_span_is_the_newest_one_before_the_newest_span():
+def test_the_previous_span_is_the_newest_statistics_of_the_latest_span_before():
     found = [_statistics(1, 0), _statistics(2, 1), _statistics(3, 1), _statistics(4, 2)]
-    assert [a.id for a in drift.previous_span(found, _span_of)] == [3]
+    assert [a.id for a in drift.previous_span(found, 2, _span_of)] == [3]
+    # A span re-ingested later than a newer one does not count as "before".
+    assert [a.id for a in drift.previous_span(found, 1, _span_of)] == [1]
 
 
-def test_with_one_span_it_is_compared_with_itself():
+def test_without_an_earlier_span_there_is_none():
     found = [_statistics(1, 4), _statistics(5, 4)]
-    assert [a.id for a in drift.previous_span(found, _span_of)] == [5]
-    assert drift.previous_span([], _span_of) == []
+    assert drift.previous_span(found, 4, _span_of) == []
+    assert drift.previous_span([], 0, _span_of) == []
 
 
 def test_the_config_compares_the_label_with_the_threshold():
