@@ -81,16 +81,16 @@ def evaluation_report(evaluation_uri: str, gate_blessing_uri: str) -> dict:
 def from_run_summary(run_summary: dict) -> Optional[dict]:
     """The decision of a run whose summary (pipeline.summary.latest_run) holds an
     Evaluator, a RegressionGate and a Pusher; None when the run stopped before them."""
-    from pipeline.pipeline import REGRESSION_GATE_ID
+    from pipeline.pipeline import REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT
 
     components = run_summary.get("components", {})
     evaluator, gate = components.get("Evaluator"), components.get(REGRESSION_GATE_ID)
     pusher = components.get("Pusher")
     if (not evaluator or "evaluation" not in evaluator["outputs"] or not gate
-            or "blessing" not in gate["outputs"]):
+            or REGRESSION_GATE_OUTPUT not in gate["outputs"]):
         return None
     decision = evaluation_report(evaluator["outputs"]["evaluation"],
-                                 gate["outputs"]["blessing"])
+                                 gate["outputs"][REGRESSION_GATE_OUTPUT])
     push = (pusher or {}).get("properties", {}).get("pushed_model", {})
     decision["pushed"] = bool(push.get("pushed"))
     decision["pushed_version"] = push.get("pushed_version") if decision["pushed"] else None

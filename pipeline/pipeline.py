@@ -14,7 +14,6 @@ from typing import Optional
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
-from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
@@ -40,7 +39,15 @@ TRAINING_SPANS_RESOLVER_ID = "TrainingSpansResolver"
 LATEST_BLESSED_MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
 PREVIOUS_SPAN_STATISTICS_RESOLVER_ID = "PreviousSpanStatisticsResolver"
 DATA_GATE_ID = "DataGate"
+LABEL_DRIFT_ID = "LabelDriftValidator"
 REGRESSION_GATE_ID = "RegressionGate"
+# Output keys of the project's own components. Unique across the pipeline: Airflow's
+# launcher names an output artifact "<key>:<run id>", unique per artifact type, so a
+# second ExampleAnomalies "anomalies" or ModelBlessing "blessing" would clash.
+REGRESSION_GATE_OUTPUT = "gate_blessing"
+LABEL_DRIFT_OUTPUT = "drift_anomalies"
+# The validators whose anomalies stop a run, with the output key that holds them.
+VALIDATOR_OUTPUTS = {"ExampleValidator": "anomalies", LABEL_DRIFT_ID: LABEL_DRIFT_OUTPUT}
 
 # The reviewed schema ImportSchemaGen loads unless validation.schema_file says otherwise.
 DEFAULT_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -144,12 +151,14 @@ def create_pipeline(
                                        output_key="statistics"),
         ).with_id(PREVIOUS_SPAN_STATISTICS_RESOLVER_ID)
         previous_statistics.add_upstream_node(statistics_gen)
-        distribution_validator = DistributionValidator(
+        label_drift = drift.LabelDriftValidator(
             statistics=statistics_gen.outputs["statistics"],
             baseline_statistics=previous_statistics.outputs["statistics"],
-            config=drift.label_drift_config(validation.label_drift_threshold))
-        components += [previous_statistics, distribution_validator]
-        drift_anomalies = distribution_validator.outputs["anomalies"]
+            schema=schema_gen.outputs["schema"],
+            threshold=validation.label_drift_threshold,
+        ).with_id(LABEL_DRIFT_ID)
+        components += [previous_statistics, label_drift]
+        drift_anomalies = label_drift.outputs[LABEL_DRIFT_OUTPUT]
 
     data_gate = DataGate(
         anomalies=example_validator.outputs["anomalies"],
@@ -157,7 +166,6 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         block_on_anomalies=validation.block_on_anomalies,
-        drift_checked=drift_anomalies is not None,
     ).with_id(DATA_GATE_ID)
     components.append(data_gate)
     # Statistics, schema and validation cover the newly ingested span; earlier spans
@@ -229,7 +237,7 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                        producer_component_id=REGRESSION_GATE_ID,
-                                       output_key="blessing"),
+                                       output_key=REGRESSION_GATE_OUTPUT),
     ).with_id(LATEST_BLESSED_MODEL_RESOLVER_ID)
     regression_gate = RegressionGate(
         model=trainer.outputs["model"],
@@ -264,7 +272,7 @@ def create_pipeline(
     # model the base path already serves.
     pusher = cifar10_pusher.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=regression_gate.outputs["blessing"],
+        model_blessing=regression_gate.outputs[REGRESSION_GATE_OUTPUT],
         infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(

@@ -111,7 +111,7 @@ def latest_run(metadata_path: str, pipeline_name: str) -> Optional[dict]:
 
 def run_report(metadata_path: str, pipeline_name: str) -> dict:
     """The latest run's components, every anomaly ExampleValidator and
-    DistributionValidator found, and
+    LabelDriftValidator found, and
     what the Evaluator decided and the Pusher did (when the run got that far)."""
     from pipeline import decision
 
@@ -119,11 +119,13 @@ def run_report(metadata_path: str, pipeline_name: str) -> dict:
 
     report = latest_run(metadata_path, pipeline_name) or {}
     found = []
-    for validator in ("ExampleValidator", "DistributionValidator"):
+    from pipeline.pipeline import VALIDATOR_OUTPUTS
+
+    for validator, output_key in VALIDATOR_OUTPUTS.items():
         outputs = report.get("components", {}).get(validator, {}).get("outputs", {})
-        if "anomalies" in outputs:
+        if output_key in outputs:
             found += [{"validator": validator, **anomaly}
-                      for anomaly in anomalies.describe(outputs["anomalies"])]
+                      for anomaly in anomalies.describe(outputs[output_key])]
     if "ExampleValidator" in report.get("components", {}):
         report["anomalies"] = found
     model_decision = decision.from_run_summary(report)

@@ -118,7 +118,7 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
     model: InputArtifact[standard_artifacts.Model],
     examples: InputArtifact[standard_artifacts.Examples],
     evaluation_blessing: InputArtifact[standard_artifacts.ModelBlessing],
-    blessing: OutputArtifact[standard_artifacts.ModelBlessing],
+    gate_blessing: OutputArtifact[standard_artifacts.ModelBlessing],
     accuracy_threshold: Parameter[float],
     confidence: Parameter[float],
     tolerance: Parameter[float],
@@ -148,20 +148,20 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
     # A zip needs a seekable file; TFX's file layer (GCS included) gets the bytes.
     npz_bytes = io.BytesIO()
     np.savez_compressed(npz_bytes, **arrays)
-    with fileio.open(os.path.join(blessing.uri, GATE_PREDICTIONS_FILE), "wb") as npz_file:
+    with fileio.open(os.path.join(gate_blessing.uri, GATE_PREDICTIONS_FILE), "wb") as npz_file:
         npz_file.write(npz_bytes.getvalue())
-    with fileio.open(os.path.join(blessing.uri, GATE_RESULT_FILE), "w") as result_file:
+    with fileio.open(os.path.join(gate_blessing.uri, GATE_RESULT_FILE), "w") as result_file:
         json.dump(result, result_file, indent=2)
     verdict = (evaluator_constants.BLESSED_FILE_NAME if result["blessed"]
                else evaluator_constants.NOT_BLESSED_FILE_NAME)
-    with fileio.open(os.path.join(blessing.uri, verdict), "w"):
+    with fileio.open(os.path.join(gate_blessing.uri, verdict), "w"):
         pass
-    blessing.set_int_custom_property(BLESSED_PROPERTY, int(result["blessed"]))
-    blessing.set_string_custom_property(CURRENT_MODEL_PROPERTY, model.uri)
-    blessing.set_int_custom_property(CURRENT_MODEL_ID_PROPERTY, model.id)
+    gate_blessing.set_int_custom_property(BLESSED_PROPERTY, int(result["blessed"]))
+    gate_blessing.set_string_custom_property(CURRENT_MODEL_PROPERTY, model.uri)
+    gate_blessing.set_int_custom_property(CURRENT_MODEL_ID_PROPERTY, model.id)
     if baseline_model is not None:
-        blessing.set_string_custom_property(BASELINE_MODEL_PROPERTY, baseline_model.uri)
-        blessing.set_int_custom_property(BASELINE_MODEL_ID_PROPERTY, baseline_model.id)
+        gate_blessing.set_string_custom_property(BASELINE_MODEL_PROPERTY, baseline_model.uri)
+        gate_blessing.set_int_custom_property(BASELINE_MODEL_ID_PROPERTY, baseline_model.id)
     comparison = result["comparison"]
     progress.report(
         f"RegressionGate: {verdict}; accuracy {result['candidate']['accuracy']:.2%}"

@@ -1,7 +1,8 @@
-"""Reading what ExampleValidator and DistributionValidator found.
+"""Reading what ExampleValidator and LabelDriftValidator found.
 
 Both write one `SchemaDiff.pb` (a tensorflow_metadata `Anomalies` proto) per split:
-ExampleValidator under `Split-<split>/`, DistributionValidator under
+ExampleValidator under `Split-<split>/`, LabelDriftValidator (as TFX's
+DistributionValidator) under
 `SplitPair-<new split>_<baseline split>/`. An empty proto means no anomaly.
 """
 

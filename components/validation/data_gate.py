@@ -1,7 +1,7 @@
 """DataGate: stops the run before Transform when the data has anomalies.
 
 ExampleValidator (the new span against the reviewed schema) and, with span data,
-DistributionValidator (its class balance against the previous span's) only record
+LabelDriftValidator (its class balance against the previous span's) only record
 what they find. This component reads both and fails when either found anything, so
 that nothing downstream (Transform, Trainer, Evaluator, Pusher) runs and nothing is
 pushed; the entry point turns the failure into its own exit status. With
@@ -134,18 +134,12 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
     examples: InputArtifact[standard_artifacts.Examples],
     schema: InputArtifact[standard_artifacts.Schema],
     block_on_anomalies: Parameter[bool],
-    drift_checked: Parameter[bool],
     drift_anomalies: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
 ):
     """Fails (DataValidationError) when `anomalies` or `drift_anomalies` hold any
-    anomaly and `block_on_anomalies`; warns otherwise. With `drift_checked`, a missing
-    `drift_anomalies` (DistributionValidator skipped: TFX skips a component whose
-    inputs do not resolve, and the run goes on) is an anomaly too."""
+    anomaly and `block_on_anomalies`; warns otherwise."""
     schema_anomalies = anomaly_reader.describe(anomalies.uri)
     lines = describe_anomalies(schema_anomalies, drift=False)
-    if drift_checked and drift_anomalies is None:
-        lines.append("drift from the previous span: not checked (DistributionValidator "
-                     "did not run; see its error in the log)")
     if drift_anomalies is not None:
         lines += describe_anomalies(anomaly_reader.describe(drift_anomalies.uri), drift=True)
     if not lines:

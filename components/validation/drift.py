@@ -1,35 +1,37 @@
 """Drift between spans: each new span's class balance against the previous span's.
 
-TFX's DistributionValidator compares two statistics artifacts with the comparators
-of its config; here the L-infinity distance between the label distributions (the
-largest difference of one class's share), per split. The previous span's
-statistics are found in ML Metadata by `PreviousSpanStatisticsStrategy`.
-"""
+`LabelDriftValidator` compares this run's statistics with the previous accepted span's
+on the label: TFDV's L-infinity distance between the two class distributions (the
+largest difference of one class's share), per split, against the reviewed schema with
+a drift comparator on `label`. It writes what it finds as TFX's DistributionValidator
+does (an ExampleAnomalies artifact, `SplitPair-<split>_<split>/SchemaDiff.pb`), for
+the DataGate to act on.
 
-from __future__ import annotations
+Not TFX's DistributionValidator itself: its baseline input is required, so for the
+first span it must be given the span's own statistics, and a component given one
+artifact under two input keys fails under Airflow's launcher (one MLMD event per
+key). Here the baseline is optional: with no earlier accepted span nothing is
+compared.
+
+The previous span's statistics are found in ML Metadata by
+`PreviousSpanStatisticsStrategy`, through the lineage: ExampleGen records the span as
+a custom property of its Examples, and StatisticsGen copies the (unset) property.
+"""
 
 from typing import Callable, Dict, List, Optional
 
 from tfx import types
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
-from tfx.proto import distribution_validator_pb2
+from tfx.types import artifact_utils, standard_artifacts
 
+from components import progress
 from components.contract import LABEL_KEY
 from components.data import spans
 from components.validation import lineage
 
-
-def label_drift_config(threshold: float) -> distribution_validator_pb2.DistributionValidatorConfig:
-    """Flags a split whose share of any one class differs from the previous span's by
-    more than `threshold` (0.6 for a span that is 70% one class; ~0.01 between two
-    halves of CIFAR-10)."""
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"label drift threshold must be within (0, 1], got {threshold}")
-    config = distribution_validator_pb2.DistributionValidatorConfig()
-    feature = config.default_slice_config.feature.add()
-    feature.path.step.append(LABEL_KEY)
-    feature.distribution_comparator.infinity_norm.threshold = threshold
-    return config
+_SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 
 
 def previous_span(statistics: List[types.Artifact], current_span: int,
@@ -43,28 +45,21 @@ def previous_span(statistics: List[types.Artifact], current_span: int,
 
 class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
     """Resolves `statistics` (every ExampleStatistics StatisticsGen published, read
-    after this run's StatisticsGen) to the statistics of the previous validated span:
-    the newest statistics of the latest span below the span of this run's statistics
-    (the newest artifact: a StatisticsGen that ran published it; a cached one
-    published nothing newer) that the DataGate let through. Spans the gate stopped are
-    skipped, so a new span is compared with the last accepted one. With no accepted
-    earlier span, this run's statistics themselves (DistributionValidator has no
-    optional baseline; compared with itself, nothing drifts). A strategy, not a
-    resolver function, for the same reason as
-    `components.data.spans.LatestSpansStrategy` (Airflow); one input channel, because
-    TFX 1.16's input graph fails on a resolver mixing a query channel with an output
-    channel.
-
-    Spans are read through the lineage: ExampleGen records the span as a custom
-    property of its Examples, and StatisticsGen copies the (unset) property instead.
-    """
+    after this run's StatisticsGen) to the previous accepted span's: the newest
+    statistics of the latest span below the span of this run's statistics (the newest
+    artifact: a StatisticsGen that ran published it; a cached one published nothing
+    newer) that the DataGate let through. Spans the gate stopped are skipped, so a new
+    span is compared with the last accepted one; with none, it resolves to nothing.
+    A strategy, not a resolver function, for the same reason as
+    `components.data.spans.LatestSpansStrategy` (Airflow)."""
 
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
         resolved = {}
         for key, every in input_dict.items():
             if not every:
-                return None
+                resolved[key] = []
+                continue
             current = max(every, key=lambda artifact: artifact.id)
             examples = lineage.statistics_examples(store, every)
             accepted = lineage.passed_data_gate(
@@ -76,7 +71,82 @@ class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
                 return (found.custom_properties[spans.SPAN_PROPERTY].int_value
                         if found else 0)
 
-            validated = [artifact for artifact in every
-                         if artifact.id in examples and examples[artifact.id].id in accepted]
-            resolved[key] = previous_span(validated, span_of(current), span_of) or [current]
+            validated = [artifact for artifact in every if artifact.id != current.id
+                         and artifact.id in examples and examples[artifact.id].id in accepted]
+            resolved[key] = previous_span(validated, span_of(current), span_of)
         return resolved
+
+
+def drift_schema(schema, threshold: float):
+    """A copy of `schema` with an L-infinity drift comparator on the label."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"label drift threshold must be within (0, 1], got {threshold}")
+    with_comparator = type(schema)()
+    with_comparator.CopyFrom(schema)
+    for feature in with_comparator.feature:
+        if feature.name == LABEL_KEY:
+            feature.drift_comparator.infinity_norm.threshold = threshold
+            return with_comparator
+    raise ValueError(f"the schema has no {LABEL_KEY!r} feature to compare")
+
+
+def label_drift(current_statistics, baseline_statistics, schema, threshold: float):
+    """TFDV's comparison anomalies (drift only, nothing the schema check reports) of
+    one split's statistics against the baseline's."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = tfdv.validate_statistics(current_statistics, drift_schema(schema, threshold),
+                                     previous_statistics=baseline_statistics)
+    drift_only = anomalies_pb2.Anomalies()
+    drift_only.drift_skew_info.extend(found.drift_skew_info)
+    for feature, info in found.anomaly_info.items():
+        reasons = [reason for reason in info.reason if anomalies_pb2.AnomalyInfo.Type.Name(
+            reason.type).startswith("COMPARATOR_")]
+        if reasons:
+            kept = drift_only.anomaly_info[feature]
+            kept.severity = info.severity
+            kept.reason.extend(reasons)
+            kept.short_description = reasons[0].short_description
+            kept.description = " ".join(reason.description for reason in reasons)
+    return drift_only
+
+
+@component
+def LabelDriftValidator(  # noqa: N802 (a TFX component is named like a class)
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    drift_anomalies: OutputArtifact[standard_artifacts.ExampleAnomalies],
+    threshold: Parameter[float],
+    baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+):
+    """Writes each split's label drift against `baseline_statistics` (the previous
+    accepted span's); without a baseline, nothing (the first span)."""
+    import os
+
+    from tfx.components.statistics_gen import stats_artifact_utils
+    from tfx.dsl.io import fileio
+    from tfx.utils import io_utils
+
+    if baseline_statistics is None:
+        progress.report("LabelDriftValidator: no earlier accepted span, nothing to compare")
+        return
+    reviewed = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
+    baseline_splits = set(artifact_utils.decode_split_names(baseline_statistics.split_names))
+    compared = []
+    for split in artifact_utils.decode_split_names(statistics.split_names):
+        if split not in baseline_splits:
+            continue
+        drift = label_drift(stats_artifact_utils.load_statistics(statistics, split).proto(),
+                            stats_artifact_utils.load_statistics(baseline_statistics,
+                                                                 split).proto(),
+                            reviewed, threshold)
+        split_dir = os.path.join(drift_anomalies.uri, f"SplitPair-{split}_{split}")
+        fileio.makedirs(split_dir)
+        with fileio.open(os.path.join(split_dir, _SCHEMA_DIFF_FILE), "wb") as diff_file:
+            diff_file.write(drift.SerializeToString())
+        compared.append(split)
+    drift_anomalies.split_names = artifact_utils.encode_split_names(
+        [f"{split}_{split}" for split in compared])
+    progress.report(f"LabelDriftValidator: compared {', '.join(compared) or 'no split'} "
+                    f"with {baseline_statistics.uri}")

@@ -13,12 +13,13 @@ import os
 from typing import Optional
 
 from components.contract import CLASS_NAMES, TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
-from pipeline.pipeline import DATA_GATE_ID, EXAMPLE_GEN_ID, REGRESSION_GATE_ID
+from pipeline.pipeline import (DATA_GATE_ID, EXAMPLE_GEN_ID,
+                               REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT,
+                               VALIDATOR_OUTPUTS)
 
 # Node ids of TFX's components as the pipeline names them (their defaults).
 STATISTICS_GEN_ID = "StatisticsGen"
 EXAMPLE_VALIDATOR_ID = "ExampleValidator"
-DISTRIBUTION_VALIDATOR_ID = "DistributionValidator"
 TRANSFORM_ID = "Transform"
 TRAINER_ID = "Trainer"
 EVALUATOR_ID = "Evaluator"
@@ -101,8 +102,8 @@ def _anomalies(components: dict) -> Optional[list]:
     from components.validation.anomalies import describe
 
     found, ran = [], False
-    for node in (EXAMPLE_VALIDATOR_ID, DISTRIBUTION_VALIDATOR_ID):
-        uri = components.get(node, {}).get("outputs", {}).get("anomalies")
+    for node, output_key in VALIDATOR_OUTPUTS.items():
+        uri = components.get(node, {}).get("outputs", {}).get(output_key)
         if uri:
             ran = True
             found += [{"component": node, **anomaly} for anomaly in describe(uri)]
@@ -159,7 +160,7 @@ def _evaluation_facts(run: dict) -> Optional[dict]:
         return None
     components = run["components"]
     evaluation_uri = components[EVALUATOR_ID]["outputs"]["evaluation"]
-    gate_blessing = components[REGRESSION_GATE_ID]["outputs"]["blessing"]
+    gate_blessing = components[REGRESSION_GATE_ID]["outputs"][REGRESSION_GATE_OUTPUT]
     matrix = evaluation.confusion_matrix(evaluation_uri)
     return {
         **decision,

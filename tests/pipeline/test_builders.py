@@ -10,7 +10,7 @@ from tfx.dsl.compiler import compiler
 import pipeline_config
 from components.data.source import DataSource
 from pipeline import builders
-from pipeline.pipeline import (DATA_GATE_ID, EXAMPLE_GEN_ID,
+from pipeline.pipeline import (DATA_GATE_ID, EXAMPLE_GEN_ID, LABEL_DRIFT_ID,
                                PREVIOUS_SPAN_STATISTICS_RESOLVER_ID, TRAINING_SPANS_RESOLVER_ID)
 
 SPANNED = DataSource(input_base="/data/spans", layout="python",
@@ -58,11 +58,9 @@ def test_span_data_is_checked_for_label_drift_against_the_previous_span(tmp_path
                    .input_graphs.values()
                    for graph_node in graph.nodes.values() if graph_node.HasField("op_node")]
     assert strategy.op_type == "components.validation.drift.PreviousSpanStatisticsStrategy"
-    drift_config = json.loads(nodes["DistributionValidator"].parameters.parameters[
-        "distribution_validator_config"].field_value.string_value)
-    (feature,) = drift_config["default_slice_config"]["feature"]
-    assert feature["path"]["step"] == ["label"]
-    assert feature["distribution_comparator"]["infinity_norm"]["threshold"] == 0.2
+    drift = nodes[LABEL_DRIFT_ID]
+    assert drift.parameters.parameters["threshold"].field_value.double_value == 0.2
+    assert set(drift.inputs.inputs) == {"statistics", "baseline_statistics", "schema"}
     gate = nodes[DATA_GATE_ID]
     assert set(gate.inputs.inputs) == {"anomalies", "drift_anomalies", "examples", "schema"}
     assert gate.parameters.parameters["block_on_anomalies"].field_value.string_value == "false"
@@ -72,7 +70,7 @@ def test_unspanned_data_has_no_drift_check(tmp_path):
     unspanned = DataSource("/data", "python", "cifar-10-batches-py/data_batch_*",
                            "cifar-10-batches-py/test_batch", ())
     nodes = _nodes(builders.local_pipeline(_config(tmp_path), unspanned))
-    assert "DistributionValidator" not in nodes
+    assert LABEL_DRIFT_ID not in nodes
     assert set(nodes[DATA_GATE_ID].inputs.inputs) == {"anomalies", "examples", "schema"}
 
 

@@ -94,7 +94,7 @@ def test_the_first_span_is_trained_and_pushed(runs):
 def test_a_normal_span_passes_the_drift_check_against_the_previous_one(runs):
     assert runs["normal"].returncode == 0, runs["normal"].stderr[-3000:]
     summary = _summary(runs["normal"])
-    assert summary["components"]["DistributionValidator"]["state"] == "COMPLETE"
+    assert summary["components"]["LabelDriftValidator"]["state"] == "COMPLETE"
     assert summary["components"]["DataGate"]["state"] == "COMPLETE"
     assert summary["anomalies"] == []
     assert "Data validation: no anomalies" in runs["normal"].stdout
@@ -107,10 +107,10 @@ def test_a_skewed_span_stops_the_run_before_training_and_keeps_the_served_model(
     assert "drift from the previous span, split train_train, label: " in skewed.stderr
     summary = _summary(skewed)
     drifted = {(a["validator"], a["split"], a["feature"]) for a in summary["anomalies"]}
-    assert drifted == {("DistributionValidator", "train_train", "label"),
-                       ("DistributionValidator", "test_test", "label")}
+    assert drifted == {("LabelDriftValidator", "train_train", "label"),
+                       ("LabelDriftValidator", "test_test", "label")}
     # The summary lists each anomaly before the JSON line.
-    assert "DistributionValidator, split train_train, label:" in skewed.stdout
+    assert "LabelDriftValidator, split train_train, label:" in skewed.stdout
     components = summary["components"]
     assert components["DataGate"]["state"] == "FAILED"
     assert not {"Transform", "Trainer", "Evaluator", "RegressionGate", "Pusher"} & set(

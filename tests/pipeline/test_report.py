@@ -112,7 +112,7 @@ def test_the_confusion_matrix_adds_up_to_the_test_split_and_the_evaluators_figur
 
 def test_the_mistakes_shown_are_wrong_and_the_most_confident(report):
     index, facts, run = report
-    gate_blessing = run["components"]["RegressionGate"]["outputs"]["blessing"]
+    gate_blessing = run["components"]["RegressionGate"]["outputs"]["gate_blessing"]
     with np.load(os.path.join(gate_blessing, GATE_PREDICTIONS_FILE)) as predictions:
         probabilities = predictions["candidate_probabilities"]
         labels = predictions["label"]
@@ -137,7 +137,7 @@ def _variant(facts: dict, variant: str) -> dict:
     if variant == "blocked":
         facts["training"] = facts["evaluation"] = None
         facts["data"]["anomalies"] = [{
-            "component": "DistributionValidator", "split": "train_train", "feature": "label",
+            "component": "LabelDriftValidator", "split": "train_train", "feature": "label",
             "severity": "ERROR", "short": "High Linfty distance between current and previous",
             "description": "The Linfty distance between current and previous is 0.63 (up "
                            "to six significant digits), above the threshold 0.6."}]
@@ -167,7 +167,7 @@ def test_a_blocked_run_and_a_paired_comparison_read_on_the_page(report, variant)
     if variant == "blocked":
         assert facts["verdict"].startswith("Stopped before training by 1 data anomaly")
         assert "No model was trained in this run." in page
-        assert "above the threshold 0.6" in page and "DistributionValidator" in page
+        assert "above the threshold 0.6" in page and "LabelDriftValidator" in page
     else:
         assert "7 right only by the candidate" in page and "3 right only by the baseline" in page
         assert "+4.00 pts" in page and "this is none." in page

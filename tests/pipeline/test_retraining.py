@@ -31,7 +31,7 @@ from tests.support.data import REPO_ROOT, write_small_dataset
 pytestmark = pytest.mark.slow  # five pipeline runs, one killed
 
 DATA_STEPS = ["Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-              "DistributionValidator", "DataGate", "Transform"]
+              "LabelDriftValidator", "DataGate", "Transform"]
 
 
 def _versions(base_path: str) -> dict:

@@ -68,8 +68,7 @@ def _validation_pipeline(tmp_path, records_dir: str, block: bool):
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = DataGate(anomalies=validator.outputs["anomalies"],
                     examples=example_gen.outputs["examples"],
-                    schema=schema_gen.outputs["schema"], block_on_anomalies=block,
-                    drift_checked=False)
+                    schema=schema_gen.outputs["schema"], block_on_anomalies=block)
     return tfx.dsl.Pipeline(
         pipeline_name="validation", pipeline_root=str(tmp_path / "root"),
         components=[example_gen, schema_gen, statistics_gen, validator, gate],

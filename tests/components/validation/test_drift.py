@@ -35,14 +35,38 @@ def test_without_an_earlier_span_there_is_none():
     assert drift.previous_span([], 0, _span_of) == []
 
 
-def test_the_config_compares_the_label_with_the_threshold():
-    config = drift.label_drift_config(0.25)
-    (feature,) = config.default_slice_config.feature
-    assert list(feature.path.step) == ["label"]
-    assert feature.distribution_comparator.infinity_norm.threshold == 0.25
+def _schema():
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from pipeline.pipeline import DEFAULT_SCHEMA_FILE
+    with open(DEFAULT_SCHEMA_FILE) as schema_file:
+        return text_format.Parse(schema_file.read(), schema_pb2.Schema())
+
+
+def test_a_skewed_class_balance_is_drift_and_a_normal_one_is_not():
+    import numpy as np
+    import tensorflow_data_validation as tfdv
+
+    rng = np.random.default_rng(0)
+
+    def statistics(labels):
+        import pandas as pd
+        return tfdv.generate_statistics_from_dataframe(
+            pd.DataFrame({"label": labels}), tfdv.StatsOptions(schema=_schema()))
+
+    baseline = statistics(rng.integers(0, 10, 2000))
+    normal = statistics(rng.integers(0, 10, 2000))
+    skewed = statistics(np.where(rng.random(2000) < 0.7, 3, rng.integers(0, 10, 2000)))
+    assert not drift.label_drift(normal, baseline, _schema(), 0.1).anomaly_info
+    found = drift.label_drift(skewed, baseline, _schema(), 0.1)
+    assert list(found.anomaly_info) == ["label"]
+    assert "Linfty distance" in found.anomaly_info["label"].description
+    # Only drift: the schema's own checks (image, image_id missing here) are not in it.
+    assert all(reason.short_description for reason in found.anomaly_info["label"].reason)
 
 
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
 def test_a_threshold_outside_0_1_is_refused(threshold):
     with pytest.raises(ValueError, match="label drift threshold"):
-        drift.label_drift_config(threshold)
+        drift.drift_schema(_schema(), threshold)
