@@ -73,7 +73,8 @@ def test_the_dag_runs_under_airflow_and_pushes_a_blessed_model(tmp_path):
     assert {task["retries"] for task in tasks.values()} == {2}
     assert tasks["Trainer"]["upstream"] == ["ImportSchemaGen", "Transform"]
     assert "DataGate" in tasks["Transform"]["upstream"]
-    assert tasks["TrainingSpansResolver"]["upstream"] == ["Cifar10ExampleGen"]
+    # The span window is read once the DataGate has let this run's span through.
+    assert tasks["TrainingSpansResolver"]["upstream"] == ["DataGate"]
     assert result["state"] == "success"
     assert set(result["task_states"].values()) == {"success"}, result["task_states"]
 
@@ -84,8 +85,11 @@ def test_the_dag_runs_under_airflow_and_pushes_a_blessed_model(tmp_path):
                                        SAVED_MODEL_FILE))
     store = metadata_store.MetadataStore(
         metadata.sqlite_metadata_connection_config(config.metadata_path))
-    (blessing,) = store.get_artifacts_by_type("ModelBlessing")
-    assert blessing.custom_properties["blessed"].int_value == 1
+    # The Evaluator's blessing (threshold) and the RegressionGate's, which the Pusher obeys.
+    blessings = {artifact.uri.split("/")[-3]: artifact
+                 for artifact in store.get_artifacts_by_type("ModelBlessing")}
+    assert set(blessings) == {"Evaluator", "RegressionGate"}
+    assert blessings["RegressionGate"].custom_properties["blessed"].int_value == 1
     # The DAG ingests the latest span when it runs (span-3), and trains on it.
     (examples,) = [artifact for artifact in store.get_artifacts_by_type("Examples")
                    if "/Cifar10ExampleGen/" in artifact.uri]
