@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from typing import List
 
-# The file both validators write per split (their executors' DEFAULT_FILE_NAME).
-_SCHEMA_DIFF_FILE = "SchemaDiff.pb"
+# The file both validators write per split (TFX's validator executors' DEFAULT_FILE_NAME).
+SCHEMA_DIFF_FILE = "SchemaDiff.pb"
 _SPLIT_DIR_PREFIXES = ("Split-", "SplitPair-")
 
 
@@ -29,7 +29,7 @@ def describe(anomalies_uri: str) -> List[dict]:
     for entry in sorted(fileio.listdir(anomalies_uri)):
         entry = entry.rstrip("/")
         prefix = next((p for p in _SPLIT_DIR_PREFIXES if entry.startswith(p)), None)
-        diff_path = os.path.join(anomalies_uri, entry, _SCHEMA_DIFF_FILE)
+        diff_path = os.path.join(anomalies_uri, entry, SCHEMA_DIFF_FILE)
         if prefix is None or not fileio.exists(diff_path):
             continue
         anomalies = anomalies_pb2.Anomalies()
@@ -44,10 +44,7 @@ def describe(anomalies_uri: str) -> List[dict]:
                 "split": split,
                 "feature": feature,
                 "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
-                # Comparison anomalies (drift) carry their wording in the reasons only.
-                "short": info.short_description or "; ".join(
-                    reason.short_description for reason in info.reason),
-                "description": info.description or "; ".join(
-                    reason.description for reason in info.reason),
+                "short": info.short_description,
+                "description": info.description,
             })
     return found

@@ -29,8 +29,6 @@ from components.validation import anomalies as anomaly_reader
 # How many offending examples a split's message names.
 _NAMED_EXAMPLES = 10
 
-# tf.Example value lists per schema type (tensorflow_metadata FeatureType values).
-_VALUE_KINDS = {1: "bytes_list", 2: "int64_list", 3: "float_list"}
 
 
 class DataValidationError(RuntimeError):
@@ -48,12 +46,11 @@ def stopped_by_data_gate(error: BaseException) -> bool:
     return False
 
 
-def _schema(schema_artifact):
+def read_schema(schema_artifact):
+    """The Schema proto a Schema artifact holds (ImportSchemaGen's copy of the file)."""
     from tfx.utils import io_utils
-    from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema_path = io_utils.get_only_uri_in_dir(schema_artifact.uri)
-    return io_utils.SchemaReader().read(schema_path) if schema_path else schema_pb2.Schema()
+    return io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_artifact.uri))
 
 
 def _image_problem(encoded: bytes, image_domain) -> str:
@@ -75,12 +72,15 @@ def example_problems(example, schema) -> List[str]:
     their domain, images that do not decode or exceed the size limit."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
+    # The tf.Example value list each schema type is stored in.
+    value_kinds = {schema_pb2.BYTES: "bytes_list", schema_pb2.INT: "int64_list",
+                   schema_pb2.FLOAT: "float_list"}
     problems = []
     for feature_spec in schema.feature:
         feature = example.features.feature.get(feature_spec.name)
         kind = feature.WhichOneof("kind") if feature is not None else None
         values = list(getattr(feature, kind).value) if kind else []
-        expected_kind = _VALUE_KINDS.get(feature_spec.type)
+        expected_kind = value_kinds.get(feature_spec.type)
         if values and expected_kind and kind != expected_kind:
             problems.append(f"{feature_spec.name}: {kind}, the schema says "
                             f"{schema_pb2.FeatureType.Name(feature_spec.type)}")
@@ -145,7 +145,7 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
     if not lines:
         progress.report("DataGate: no anomalies")
         return
-    schema_proto = _schema(schema)
+    schema_proto = read_schema(schema)
     for split in sorted({anomaly["split"] for anomaly in schema_anomalies}):
         for named in offending_examples(
                 artifact_utils.get_split_uri([examples], split), schema_proto):

@@ -30,8 +30,8 @@ from components import progress
 from components.contract import LABEL_KEY
 from components.data import spans
 from components.validation import lineage
-
-_SCHEMA_DIFF_FILE = "SchemaDiff.pb"
+from components.validation.anomalies import SCHEMA_DIFF_FILE
+from components.validation.data_gate import read_schema
 
 
 def previous_span(statistics: List[types.Artifact], current_span: int,
@@ -125,13 +125,12 @@ def LabelDriftValidator(  # noqa: N802 (a TFX component is named like a class)
     import os
 
     from tfx.components.statistics_gen import stats_artifact_utils
-    from tfx.dsl.io import fileio
-    from tfx.utils import io_utils
+    from tfx.utils import writer_utils
 
     if baseline_statistics is None:
         progress.report("LabelDriftValidator: no earlier accepted span, nothing to compare")
         return
-    reviewed = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
+    reviewed = read_schema(schema)
     baseline_splits = set(artifact_utils.decode_split_names(baseline_statistics.split_names))
     compared = []
     for split in artifact_utils.decode_split_names(statistics.split_names):
@@ -141,10 +140,8 @@ def LabelDriftValidator(  # noqa: N802 (a TFX component is named like a class)
                             stats_artifact_utils.load_statistics(baseline_statistics,
                                                                  split).proto(),
                             reviewed, threshold)
-        split_dir = os.path.join(drift_anomalies.uri, f"SplitPair-{split}_{split}")
-        fileio.makedirs(split_dir)
-        with fileio.open(os.path.join(split_dir, _SCHEMA_DIFF_FILE), "wb") as diff_file:
-            diff_file.write(drift.SerializeToString())
+        writer_utils.write_anomalies(os.path.join(
+            drift_anomalies.uri, f"SplitPair-{split}_{split}", SCHEMA_DIFF_FILE), drift)
         compared.append(split)
     drift_anomalies.split_names = artifact_utils.encode_split_names(
         [f"{split}_{split}" for split in compared])

@@ -65,3 +65,11 @@ def png_images(count: int) -> list:
     else:
         pixels = random_batch(count, seed=5)[0]
     return [encode_png(image) for image in pixels]
+
+
+def reviewed_schema():
+    """The repository's reviewed schema of the raw examples (its Schema proto)."""
+    import tensorflow_data_validation as tfdv
+
+    from pipeline.pipeline import DEFAULT_SCHEMA_FILE
+    return tfdv.load_schema_text(DEFAULT_SCHEMA_FILE)

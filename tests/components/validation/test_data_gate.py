@@ -16,14 +16,7 @@ from components.data.example_gen import to_example
 from components.validation.data_gate import (DataGate, DataValidationError,
                                              example_problems)
 from pipeline.pipeline import DEFAULT_SCHEMA_FILE
-from tests.support.data import random_batch
-
-
-def _schema():
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    with open(DEFAULT_SCHEMA_FILE) as schema_file:
-        return text_format.Parse(schema_file.read(), schema_pb2.Schema())
+from tests.support.data import random_batch, reviewed_schema
 
 
 def _examples(count: int = 330):
@@ -35,11 +28,11 @@ def _examples(count: int = 330):
 
 
 def test_a_good_example_has_no_problem():
-    assert example_problems(_examples(1)[0], _schema()) == []
+    assert example_problems(_examples(1)[0], reviewed_schema()) == []
 
 
 def test_each_broken_rule_is_named():
-    schema = _schema()
+    schema = reviewed_schema()
     example = _examples(1)[0]
     example.features.feature[LABEL_KEY].int64_list.value[0] = 12
     example.features.feature[IMAGE_KEY].bytes_list.value[0] = b"\x89PNG truncated"

@@ -6,6 +6,7 @@ import pytest
 from tfx.types import standard_artifacts
 
 from components.validation import drift
+from tests.support.data import reviewed_schema
 
 
 SPANS = {}
@@ -35,15 +36,6 @@ def test_without_an_earlier_span_there_is_none():
     assert drift.previous_span([], 0, _span_of) == []
 
 
-def _schema():
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    from pipeline.pipeline import DEFAULT_SCHEMA_FILE
-    with open(DEFAULT_SCHEMA_FILE) as schema_file:
-        return text_format.Parse(schema_file.read(), schema_pb2.Schema())
-
-
 def test_a_skewed_class_balance_is_drift_and_a_normal_one_is_not():
     import numpy as np
     import tensorflow_data_validation as tfdv
@@ -53,13 +45,13 @@ def test_a_skewed_class_balance_is_drift_and_a_normal_one_is_not():
     def statistics(labels):
         import pandas as pd
         return tfdv.generate_statistics_from_dataframe(
-            pd.DataFrame({"label": labels}), tfdv.StatsOptions(schema=_schema()))
+            pd.DataFrame({"label": labels}), tfdv.StatsOptions(schema=reviewed_schema()))
 
     baseline = statistics(rng.integers(0, 10, 2000))
     normal = statistics(rng.integers(0, 10, 2000))
     skewed = statistics(np.where(rng.random(2000) < 0.7, 3, rng.integers(0, 10, 2000)))
-    assert not drift.label_drift(normal, baseline, _schema(), 0.1).anomaly_info
-    found = drift.label_drift(skewed, baseline, _schema(), 0.1)
+    assert not drift.label_drift(normal, baseline, reviewed_schema(), 0.1).anomaly_info
+    found = drift.label_drift(skewed, baseline, reviewed_schema(), 0.1)
     assert list(found.anomaly_info) == ["label"]
     assert "Linfty distance" in found.anomaly_info["label"].description
     # Only drift: the schema's own checks (image, image_id missing here) are not in it.
@@ -69,4 +61,4 @@ def test_a_skewed_class_balance_is_drift_and_a_normal_one_is_not():
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
 def test_a_threshold_outside_0_1_is_refused(threshold):
     with pytest.raises(ValueError, match="label drift threshold"):
-        drift.drift_schema(_schema(), threshold)
+        drift.drift_schema(reviewed_schema(), threshold)
