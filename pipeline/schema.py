@@ -13,6 +13,7 @@ import os
 from typing import Optional
 
 from components.contract import TRAIN_SPLIT
+from components.data.split_files import split_statistics, split_uri
 
 
 def latest_statistics_uri(metadata_path: str, pipeline_name: str) -> Optional[str]:
@@ -37,8 +38,10 @@ def write_inferred_schema(statistics_uri: str, destination: str) -> str:
     import tensorflow_data_validation as tfdv
     from tfx.utils import io_utils
 
-    statistics = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{TRAIN_SPLIT}",
-                                                     "FeatureStats.pb"))
+    statistics = split_statistics(statistics_uri, TRAIN_SPLIT)
+    if statistics is None:
+        raise FileNotFoundError(f"{split_uri(statistics_uri, TRAIN_SPLIT)}: no statistics of "
+                                f"the train split")
     schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
     os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     io_utils.write_pbtxt_file(destination, schema)

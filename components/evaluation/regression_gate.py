@@ -25,13 +25,14 @@ from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components import progress
 from components.contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, GATE_PREDICTIONS_FILE,
                                  GATE_RESULT_FILE, IMAGE_ID_KEY, LABEL_KEY,
                                  PROBABILITIES_OUTPUT, TEST_SPLIT)
+from components.data.split_files import split_records, split_uri
 from components.evaluation import paired
 
 # The custom properties and files of a blessing that TFX's Pusher and
@@ -54,12 +55,10 @@ def read_test_split(examples: types.Artifact) -> tuple:
     """Serialized test examples, their labels and image ids, in file order."""
     import tensorflow as tf
 
-    split_uri = artifact_utils.get_split_uri([examples], TEST_SPLIT)
-    files = sorted(fileio.glob(os.path.join(split_uri, "*")))
-    serialized = [record.numpy() for record in
-                  tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    serialized = [record.numpy() for record in split_records(examples.uri, TEST_SPLIT)]
     if not serialized:
-        raise ValueError(f"{split_uri}: the test split holds no examples")
+        raise ValueError(f"{split_uri(examples.uri, TEST_SPLIT)}: the test split holds no "
+                         f"examples")
     parsed = tf.io.parse_example(serialized, {
         LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         IMAGE_ID_KEY: tf.io.FixedLenFeature([], tf.string)})

@@ -14,16 +14,15 @@ that break the schema (`offending_examples`).
 
 
 import io
-import os
 from typing import Iterable, List
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.dsl.io import fileio
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 
 from components import progress
 from components.contract import IMAGE_ID_KEY
+from components.data.split_files import split_records
 from components.validation import anomalies as anomaly_reader
 
 # How many offending examples a split's message names.
@@ -104,14 +103,14 @@ def example_problems(example, schema) -> List[str]:
     return problems
 
 
-def offending_examples(split_uri: str, schema, limit: int = _NAMED_EXAMPLES) -> List[str]:
-    """`<image_id>: <problems>` for the first `limit` examples of a split (gzipped
-    TFRecords of tf.Examples) that break the schema."""
+def offending_examples(examples_uri: str, split: str, schema,
+                       limit: int = _NAMED_EXAMPLES) -> List[str]:
+    """`<image_id>: <problems>` for the first `limit` examples of an Examples artifact's
+    split that break the schema."""
     import tensorflow as tf
 
     named = []
-    files = sorted(fileio.glob(os.path.join(split_uri, "*")))
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    for record in split_records(examples_uri, split):
         example = tf.train.Example.FromString(record.numpy())
         problems = example_problems(example, schema)
         if problems:
@@ -147,8 +146,7 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
         return
     schema_proto = read_schema(schema)
     for split in sorted({anomaly["split"] for anomaly in schema_anomalies}):
-        for named in offending_examples(
-                artifact_utils.get_split_uri([examples], split), schema_proto):
+        for named in offending_examples(examples.uri, split, schema_proto):
             lines.append(f"split {split}, example {named}")
     message = "the data has anomalies:\n  " + "\n  ".join(lines)
     if block_on_anomalies:

@@ -7,26 +7,12 @@ only the features asked for are parsed.
 
 from __future__ import annotations
 
-import os
 from typing import Dict, Iterable, List
 
-from components.contract import IMAGE_ID_KEY, IMAGE_KEY, LABEL_KEY, NUM_CLASSES, TRAIN_SPLIT
+from components.contract import IMAGE_ID_KEY, IMAGE_KEY, LABEL_KEY, NUM_CLASSES
+from components.data.split_files import split_names, split_records
 
 _BATCH = 4096
-
-
-def split_names(examples_uri: str) -> List[str]:
-    """The artifact's splits, train first."""
-    return sorted((entry[len("Split-"):] for entry in os.listdir(examples_uri)
-                   if entry.startswith("Split-")), key=lambda split: (split != TRAIN_SPLIT, split))
-
-
-def _records(examples_uri: str, split: str):
-    import tensorflow as tf
-
-    pattern = os.path.join(examples_uri, f"Split-{split}", "*")
-    files = sorted(tf.io.gfile.glob(pattern))
-    return tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=1)
 
 
 def class_counts(examples_uri: str) -> Dict[str, List[int]]:
@@ -38,7 +24,7 @@ def class_counts(examples_uri: str) -> Dict[str, List[int]]:
     counts = {}
     for split in split_names(examples_uri):
         total = np.zeros(NUM_CLASSES, np.int64)
-        for batch in _records(examples_uri, split).batch(_BATCH):
+        for batch in split_records(examples_uri, split).batch(_BATCH):
             labels = tf.io.parse_example(batch, spec)[LABEL_KEY].numpy()
             total += np.bincount(labels, minlength=NUM_CLASSES)[:NUM_CLASSES]
         counts[split] = [int(count) for count in total]
@@ -55,7 +41,7 @@ def encoded_images(examples_uri: str, split: str, image_ids: Iterable[str]) -> D
     found = {}
     if not wanted:
         return found
-    for batch in _records(examples_uri, split).batch(_BATCH):
+    for batch in split_records(examples_uri, split).batch(_BATCH):
         parsed = tf.io.parse_example(batch, spec)
         for image_id, image in zip(parsed[IMAGE_ID_KEY].numpy(), parsed[IMAGE_KEY].numpy()):
             image_id = image_id.decode()

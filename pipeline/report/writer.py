@@ -15,6 +15,7 @@ import tempfile
 from typing import Optional
 
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
+from components.data.split_files import split_statistics
 
 REPORTS_DIR = "reports"
 INDEX_FILE = "index.html"
@@ -33,14 +34,10 @@ def report_dir(output_dir: str, run_id: str) -> str:
 
 def statistics_page(statistics_uri: str, path: str) -> bool:
     """TFDV's Facets view of the run's statistics, train beside test."""
-    import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.utils.display_util import get_statistics_html
 
-    loaded = {}
-    for split in (TRAIN_SPLIT, TEST_SPLIT):
-        stats_path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
-        if os.path.exists(stats_path):
-            loaded[split] = tfdv.load_stats_binary(stats_path)
+    loaded = {split: statistics for split in (TRAIN_SPLIT, TEST_SPLIT)
+              if (statistics := split_statistics(statistics_uri, split)) is not None}
     if not loaded:
         return False
     names = sorted(loaded, key=lambda split: split != TRAIN_SPLIT)
