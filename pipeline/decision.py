@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
+from typing import List, Optional
 
 from components.contract import (ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, GATE_RESULT_FILE,
-                                 LABEL_KEY)
+                                 LABEL_KEY, NUM_CLASSES)
 from components.evaluation.eval_config import ACCURACY_METRIC
 
 
@@ -22,10 +22,42 @@ def _class_name(class_id: int) -> str:
     return CLASS_NAMES[class_id] if 0 <= class_id < len(CLASS_NAMES) else str(class_id)
 
 
+def confusion_matrix(evaluation_uri: str) -> Optional[List[List[int]]]:
+    """Rows: true class, columns: predicted class (the arg max), from TFMA's
+    MultiClassConfusionMatrixPlot on the overall slice; None without that plot."""
+    import tensorflow_model_analysis as tfma
+
+    for plots_for_slice in tfma.load_plots(evaluation_uri):
+        if plots_for_slice.slice_key.single_slice_keys:
+            continue
+        for key_and_value in plots_for_slice.plot_keys_and_values:
+            if key_and_value.key.model_name not in ("", "candidate"):
+                continue
+            matrices = key_and_value.value.multi_class_confusion_matrix_at_thresholds.matrices
+            if not matrices:
+                continue
+            # Threshold 0 (TFMA's default): every example counts under its arg max.
+            matrix = min(matrices, key=lambda m: m.threshold)
+            counts = [[0] * NUM_CLASSES for _ in range(NUM_CLASSES)]
+            for entry in matrix.entries:
+                if 0 <= entry.actual_class_id < NUM_CLASSES and \
+                        0 <= entry.predicted_class_id < NUM_CLASSES:
+                    counts[entry.actual_class_id][entry.predicted_class_id] += int(
+                        round(entry.num_weighted_examples))
+            return counts
+    return None
+
+
+def _share(part: int, whole: int) -> Optional[float]:
+    return part / whole if whole else None
+
+
 def per_class_metrics(evaluation_uri: str) -> tuple:
     """(overall, per class) from TFMA's metrics: overall accuracy and example count;
     per class name, accuracy and count of its images (the label slice) and precision
-    and recall of predicting it (one-vs-rest)."""
+    and recall of predicting it (one-vs-rest), from TFMA's confusion matrix: its
+    binarized top-1 Precision/Recall count every image as predicted for a class that
+    is never the arg max (recall 100%, precision its share of the test split)."""
     import tensorflow_model_analysis as tfma
 
     overall, per_class = {}, {name: {} for name in CLASS_NAMES}
@@ -35,15 +67,18 @@ def per_class_metrics(evaluation_uri: str) -> tuple:
             key, value = key_and_value.key, key_and_value.value.double_value.value
             if key.is_diff or not key_and_value.value.HasField("double_value"):
                 continue
-            if not slice_keys and key.sub_key.HasField("class_id"):
-                per_class.setdefault(_class_name(key.sub_key.class_id.value), {})[
-                    key.name] = value
-            elif not slice_keys and not key.HasField("sub_key"):
+            if not slice_keys and not key.HasField("sub_key"):
                 overall[key.name] = value
             elif (len(slice_keys) == 1 and slice_keys[0].column == LABEL_KEY
                   and not key.HasField("sub_key")):
                 per_class.setdefault(_class_name(int(slice_keys[0].int64_value)), {})[
                     key.name] = value
+    matrix = confusion_matrix(evaluation_uri)
+    for class_id, name in enumerate(CLASS_NAMES):
+        if matrix is not None and per_class.get(name):
+            right = matrix[class_id][class_id]
+            per_class[name]["precision"] = _share(right, sum(row[class_id] for row in matrix))
+            per_class[name]["recall"] = _share(right, sum(matrix[class_id]))
     rows = {name: {"accuracy": metrics.get(ACCURACY_METRIC),
                    "count": int(metrics.get("example_count", 0)),
                    "precision": metrics.get("precision"),

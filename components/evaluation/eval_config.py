@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from components.contract import (EXAMPLES_SIGNATURE, LABEL_KEY, NUM_CLASSES,
-                                 PROBABILITIES_OUTPUT)
+from components.contract import EXAMPLES_SIGNATURE, LABEL_KEY, PROBABILITIES_OUTPUT
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
@@ -25,8 +24,9 @@ CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
 def make_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
     """Blesses a model whose overall test accuracy is >= `accuracy_threshold`.
 
-    Accuracy and example counts are computed overall and per true class; precision
-    and recall per predicted class (one-vs-rest); and the 10x10 confusion matrix.
+    Accuracy and example counts are computed overall and per true class, and the
+    10x10 confusion matrix, from which pipeline.decision derives each class's
+    precision and recall.
     The threshold applies to the overall slice only.
     """
     if not 0.0 <= accuracy_threshold <= 1.0:
@@ -48,12 +48,5 @@ def make_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
             ]),
-            # Per class, keyed by class id: precision and recall of the predicted class
-            # (top 1, the argmax the served class_ids output gives), not of a 0.5
-            # threshold on that class's probability.
-            tfma.MetricsSpec(
-                metrics=[tfma.MetricConfig(class_name="Precision", config='{"top_k": 1}'),
-                         tfma.MetricConfig(class_name="Recall", config='{"top_k": 1}')],
-                binarize=tfma.BinarizationOptions(class_ids={"values": range(NUM_CLASSES)})),
         ],
     )

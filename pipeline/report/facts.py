@@ -161,7 +161,7 @@ def _evaluation_facts(run: dict) -> Optional[dict]:
     components = run["components"]
     evaluation_uri = components[EVALUATOR_ID]["outputs"]["evaluation"]
     gate_blessing = components[REGRESSION_GATE_ID]["outputs"][REGRESSION_GATE_OUTPUT]
-    matrix = evaluation.confusion_matrix(evaluation_uri)
+    matrix = decisions.confusion_matrix(evaluation_uri)
     return {
         **decision,
         "per_class": _per_class(decision, matrix),

@@ -192,6 +192,10 @@ def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
     assert set(decision["per_class"]) <= set(CLASS_NAMES)
     assert decision["accuracy"] == pytest.approx(
         sum(row["accuracy"] * row["count"] for row in decision["per_class"].values()) / 30)
+    # A class's recall is its accuracy (its images classified right), whether or not
+    # the model ever predicts it.
+    for name, row in decision["per_class"].items():
+        assert row["recall"] == pytest.approx(row["accuracy"]), name
     version = decision["pushed_version"]
     assert version.isdigit()
     pushed_dir = os.path.join(config.serving_model_base_path, version)
