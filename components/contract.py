@@ -52,6 +52,12 @@ CLASS_IDS_OUTPUT = "class_ids"  # int64 [N]
 CLASS_NAMES_OUTPUT = "class_names"  # string [N], from CLASS_NAMES
 PROBABILITIES_OUTPUT = "probabilities"  # float32 [N, NUM_CLASSES]
 
+# The exported SavedModel holds the model's variables as one collection in
+# `model.variables` order: an attribute of the SavedModel's root object (the revived
+# object's `.model_variables`, and a child of the checkpoint's object graph), which a
+# warm start reads back.
+MODEL_VARIABLES_KEY = "model_variables"
+
 # --- Served model versions (TF Serving's file-system source): an integer directory
 # under the model base path is a version once its saved_model.pb exists. The Pusher
 # copies that file last, so a version is never seen half-written.

@@ -15,6 +15,16 @@ With `tta_flip` the logits of each image and its mirror image are averaged.
 
 The export also holds TF Serving's warmup file (`components.warmup`), so every pushed
 version carries the requests a server replays before it serves the version.
+
+
+The export is Keras 3's own `keras.export.ExportArchive`: it saves the tf.Variables the
+signatures capture, so TensorFlow's TF1 loader (TF Serving, InfraValidator,
+BulkInferrer, `saved_model_cli run`) restores every variable the graph reads. A Keras 3
+model saved as an attribute of a `tf.Module` runs under `tf.saved_model.load` but not
+there: its variables reach the graph under handles the saver never restores
+(tensorflow/serving#2226, keras-team/keras#20095). The archive also holds the model's
+variables as one collection in `model.variables` order (`MODEL_VARIABLES_KEY`), which a
+warm start reads back, and tracks the Transform layer, so its resources travel along.
 """
 
 from __future__ import annotations
@@ -29,19 +39,19 @@ from components import image_header, warmup
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
-                                 PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT)
+                                 MODEL_VARIABLES_KEY, PIXELS_INPUT, PIXELS_SIGNATURE,
+                                 PROBABILITIES_OUTPUT)
 
 
-class CifarServingModule(tf.Module):
+class ServingFunctions:
+    """The three signatures' bodies over one model and one Transform layer."""
 
-    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, tta_flip: bool):
-        super().__init__()
-        # Saved as the checkpoint's `model/...` variables, which a warm start reads.
+    def __init__(self, model: keras.Model, tft_layer, image_feature_spec: dict,
+                 tta_flip: bool):
         self.model = model
-        self.tft_layer = tft_output.transform_features_layer()
+        self.tft_layer = tft_layer
         self.tta_flip = tta_flip
-        self._image_feature_spec = {IMAGE_KEY: tft_output.raw_feature_spec()[IMAGE_KEY]}
-        self._class_names = tf.constant(CLASS_NAMES)
+        self._image_feature_spec = image_feature_spec
 
     def _predict_normalised(self, images_xf: tf.Tensor) -> dict:
         logits = self.model(images_xf, training=False)
@@ -50,7 +60,7 @@ class CifarServingModule(tf.Module):
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         class_ids = tf.argmax(probabilities, axis=-1)
         return {CLASS_IDS_OUTPUT: class_ids,
-                CLASS_NAMES_OUTPUT: tf.gather(self._class_names, class_ids),
+                CLASS_NAMES_OUTPUT: tf.gather(tf.constant(CLASS_NAMES), class_ids),
                 PROBABILITIES_OUTPUT: probabilities}
 
     def _predict_encoded(self, encoded_images: tf.Tensor) -> dict:
@@ -58,17 +68,13 @@ class CifarServingModule(tf.Module):
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(encoded_images, [-1, 1])})
         return self._predict_normalised(transformed[IMAGE_XF_KEY])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
     def serve_images(self, images):
         return self._predict_encoded(images)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(self, examples):
         features = tf.io.parse_example(examples, self._image_feature_spec)
         return self._predict_encoded(features[IMAGE_KEY])
 
-    @tf.function(input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8,
-                                                 name=PIXELS_INPUT)])
     def serve_pixels(self, pixels):
         # Encoding to PNG keeps one input path: the Transform graph's decode.
         encoded = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
@@ -80,10 +86,27 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
                          warmup_images: Sequence[bytes]) -> None:
     """Saves the SavedModel to `export_dir`, with a warmup file of `warmup_images`
     (encoded PNGs)."""
-    module = CifarServingModule(model, tft_output, tta_flip)
-    tf.saved_model.save(module, export_dir, signatures={
-        DEFAULT_SIGNATURE: module.serve_images,
-        EXAMPLES_SIGNATURE: module.serve_examples,
-        PIXELS_SIGNATURE: module.serve_pixels,
-    })
+    tft_layer = tft_output.transform_features_layer()
+    functions = ServingFunctions(model, tft_layer,
+                                  {IMAGE_KEY: tft_output.raw_feature_spec()[IMAGE_KEY]},
+                                  tta_flip)
+    archive = keras.export.ExportArchive()
+    archive.track(tft_layer)
+    # The model's variables as the tf.Variables its Keras variables hold: the same
+    # objects the endpoints capture, so the checkpoint keeps each once (tracking the
+    # model itself would save a second copy of every weight), listed in
+    # `model.variables` order for a warm start.
+    archive.add_variable_collection(MODEL_VARIABLES_KEY,
+                                    [variable.value for variable in model.variables])
+    endpoints = {
+        DEFAULT_SIGNATURE: (functions.serve_images,
+                            tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)),
+        EXAMPLES_SIGNATURE: (functions.serve_examples,
+                             tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)),
+        PIXELS_SIGNATURE: (functions.serve_pixels,
+                           tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8, name=PIXELS_INPUT)),
+    }
+    for name, (function, input_spec) in endpoints.items():
+        archive.add_endpoint(name, function, input_signature=[input_spec])
+    archive.write_out(export_dir, verbose=False)
     warmup.write_warmup_file(export_dir, warmup_images)

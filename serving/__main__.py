@@ -5,9 +5,12 @@
     python -m serving label stable|canary VERSION --model-base-path DIR [--server URL]
     python -m serving rollback --model-base-path DIR [--server URL]
     python -m serving versions --model-base-path DIR [--server URL]
+    python -m serving check --model-base-path DIR | --model-dir SAVED_MODEL [--json]
+    python -m serving reexport --model-base-path DIR --version V
 
 Exit status: 0 on success, 2 for bad arguments or input (named in the message), 1 when
-the server refused a request or could not be reached.
+the server refused a request or could not be reached, or (check) when a version fails
+under TF Serving's loader.
 """
 
 from __future__ import annotations
@@ -79,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--server", help="the model server's REST URL: versions reports "
                              "its states; label and rollback load a version there before "
                              "moving a label in use onto it (TF Serving needs this)")
+    check = commands.add_parser(
+        "check", help="load versions the way TF Serving does and name those it cannot run")
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model-base-path", help="check every version under it")
+    where.add_argument("--model-dir", help="check one SavedModel directory")
+    check.add_argument("--model-name", default="cifar10")
+    check.add_argument("--json", action="store_true", help="one JSON object per line")
+    reexport = commands.add_parser(
+        "reexport", help="write a version again, as the next version, so TF Serving runs it")
+    reexport.add_argument("--model-base-path", required=True)
+    reexport.add_argument("--model-name", default="cifar10")
+    reexport.add_argument("--version", type=int, required=True)
     for command in (label, rollback):
         command.add_argument("--timeout-seconds", type=float, default=300.0,
                              help="how long a version may take to load on --server")
@@ -161,6 +176,83 @@ def _labels(args) -> int:
     return 0
 
 
+def _check(args) -> int:
+    """Every version (or one directory) through TF Serving's loader; exit 1 when any
+    fails, each failure printed with its fix."""
+    import json
+
+    from components.contract import ready_versions
+    from serving.load_check import LoadCheckError, check_version
+
+    if args.model_dir:
+        if not os.path.isdir(args.model_dir):
+            print(f"error: --model-dir {args.model_dir}: not a directory", file=sys.stderr)
+            return 2
+        targets = {None: args.model_dir}
+    else:
+        if not os.path.isdir(args.model_base_path):
+            print(f"error: --model-base-path {args.model_base_path}: not a directory",
+                  file=sys.stderr)
+            return 2
+        targets = dict(sorted(ready_versions(args.model_base_path).items()))
+        if not targets:
+            print(f"error: --model-base-path {args.model_base_path}: no complete version "
+                  f"(an integer directory holding saved_model.pb)", file=sys.stderr)
+            return 2
+        if not args.json:
+            print(f"Loading {len(targets)} version(s) of {args.model_name} the way TF "
+                  f"Serving does (restore op, init op, Session.run)")
+    failed = 0
+    for version, path in targets.items():
+        name = path if version is None else f"version {version}"
+        try:
+            result = check_version(path)
+        except LoadCheckError as error:
+            failed += 1
+            fix = (f"python -m serving reexport --model-base-path {args.model_base_path} "
+                   f"--version {version}" if version is not None else
+                   "re-export it (README: \"Served models and TF Serving\")")
+            if args.json:
+                print(json.dumps({"version": version, "path": path, "ok": False,
+                                  "error": str(error), "fix": fix}))
+            else:
+                print(f"{name}: TF Serving cannot run it: {error}\n  fix: {fix}")
+            continue
+        if args.json:
+            print(json.dumps({"version": version, "path": path, "ok": True,
+                              "seconds": round(result.seconds, 2),
+                              "variables": result.variables,
+                              "warmup_requests": result.warmup_requests,
+                              "signatures": result.signatures_queried}))
+        else:
+            print(f"{name}: OK, loaded and queried as TF Serving does in "
+                  f"{result.seconds:.1f} s ({result.variables} variables restored, "
+                  f"{result.warmup_requests} warmup requests, signatures "
+                  f"{', '.join(result.signatures_queried)})")
+    return 1 if failed else 0
+
+
+def _reexport(args) -> int:
+    from serving.load_check import LoadCheckError
+    from serving.reexport import reexport
+
+    try:
+        version, result = reexport(args.model_base_path, args.version)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except LoadCheckError as error:
+        print(f"error: the re-export still fails under TF Serving's loader, nothing was "
+              f"written: {error}", file=sys.stderr)
+        return 1
+    print(f"Version {args.version} of {args.model_name} re-exported as version {version} "
+          f"({result.path}); TF Serving's loader runs it ({result.variables} variables, "
+          f"{result.warmup_requests} warmup requests, signatures "
+          f"{', '.join(result.signatures_queried)}). Same weights and outputs: a server "
+          f"following the newest version serves it next; with labels, move one onto it.")
+    return 0
+
+
 def _print_versions(args) -> None:
     from components.contract import SAVED_MODEL_FILE, ready_versions
     from serving import labels
@@ -198,6 +290,10 @@ def main(argv=None) -> int:
         return _serve(args)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "reexport":
+        return _reexport(args)
     return _labels(args)
 
 

@@ -1,6 +1,8 @@
 """The exported SavedModel: every signature equals the in-process model on the same
-pixels, with the Transform graph's Z-score applied exactly once, and the warmup file
-holds the images it was given."""
+pixels, with the Transform graph's Z-score applied exactly once; TensorFlow's TF1
+loader (TF Serving's path) runs every signature to the same outputs as
+`tf.saved_model.load`, on the Trainer's export and on the pushed version; the warmup
+file holds the images it was given."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from components.export import export_serving_model
 from components.training.models import build_model
 from components.warmup import WARMUP_BATCH_SIZES
 from tests.support.data import first_images
+from tests.support.tf1_session import run_signatures
 
 
 def _softmax(logits):
@@ -111,3 +114,47 @@ def test_the_export_holds_warmup_requests_of_the_images_given(exported):
     sent = [image for batch in batches for image in batch]
     # The images in turn, repeated when fewer than the requests hold.
     assert sent == [given[index % len(given)] for index in range(len(sent))]
+
+
+def _real_requests(images: np.ndarray) -> dict:
+    """One request per signature on the same real images: PNG and JPEG bytes mixed,
+    serialized tf.Examples, uint8 pixels."""
+    encoded = [encode_png(image) if index % 2 else tf.io.encode_jpeg(image).numpy()
+               for index, image in enumerate(images)]
+    return {
+        DEFAULT_SIGNATURE: {IMAGES_INPUT: np.array(encoded, dtype=object)},
+        EXAMPLES_SIGNATURE: {EXAMPLES_INPUT: np.array(
+            [to_example(f"x:{i}", image, 0).SerializeToString()
+             for i, image in enumerate(images)], dtype=object)},
+        PIXELS_SIGNATURE: {PIXELS_INPUT: images},
+    }
+
+
+def assert_tf_serving_runs_it_as_tf2_does(saved_model_dir: str, images: np.ndarray) -> None:
+    requests = _real_requests(images)
+    served = tf.saved_model.load(saved_model_dir).signatures
+    expected = {name: {key: value.numpy() for key, value in served[name](**{
+        key: tf.constant(value) for key, value in inputs.items()}).items()}
+        for name, inputs in requests.items()}
+    by_session = run_signatures(saved_model_dir, requests)
+    assert set(by_session) == set(expected) == {DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE,
+                                                 PIXELS_SIGNATURE}
+    for name in expected:
+        assert set(by_session[name]) == set(expected[name]), name
+        np.testing.assert_allclose(by_session[name][PROBABILITIES_OUTPUT],
+                                   expected[name][PROBABILITIES_OUTPUT], atol=1e-6,
+                                   err_msg=name)
+        np.testing.assert_array_equal(by_session[name][CLASS_IDS_OUTPUT],
+                                      expected[name][CLASS_IDS_OUTPUT])
+        np.testing.assert_array_equal(by_session[name][CLASS_NAMES_OUTPUT],
+                                      expected[name][CLASS_NAMES_OUTPUT])
+
+
+@pytest.mark.parametrize("tta_flip", [False, True])
+def test_tf_servings_loader_runs_every_signature_of_the_export(exported, tta_flip):
+    assert_tf_serving_runs_it_as_tf2_does(exported["dirs"][tta_flip], exported["images"])
+
+
+def test_tf_servings_loader_runs_every_signature_of_the_pushed_version(pushed_model,
+                                                                       exported):
+    assert_tf_serving_runs_it_as_tf2_does(pushed_model[2], exported["images"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.contract import MODEL_VARIABLES_KEY
 from components.training.augment import CifarAugment
 from components.training.models import build_model
 from components.training.warm_start import newest_pushed_model, read_weights_from_saved_model
@@ -22,17 +23,16 @@ def test_warm_start_reads_the_pushed_models_weights(pushed_model):
     base_path, version, version_dir = pushed_model
     assert newest_pushed_model(base_path) == version_dir
 
-    weights = read_weights_from_saved_model(_warm_start_model(), version_dir)
-    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
-    model_keys = [key for key in reader.get_variable_to_shape_map()
-                  if key.startswith("model/") and "optimizer" not in key
-                  and key.endswith("VARIABLE_VALUE")]
-    saved = sorted((reader.get_tensor(key) for key in model_keys),
-                   key=lambda array: (array.shape, float(np.sum(array))))
-    read = sorted(weights, key=lambda array: (array.shape, float(np.sum(array))))
-    assert len(read) == len(saved) > 0
-    for read_array, saved_array in zip(read, saved):
-        np.testing.assert_array_equal(read_array, saved_array)
+    model = _warm_start_model()
+    weights = read_weights_from_saved_model(model, version_dir)
+    # The revived collection: the exported model's variables, in its order.
+    saved = [variable.numpy() for variable in
+             getattr(tf.saved_model.load(version_dir), MODEL_VARIABLES_KEY)]
+    assert len(saved) == len(model.variables) > 0
+    for variable, saved_array in zip(model.variables, saved):
+        np.testing.assert_array_equal(variable.numpy(), saved_array, err_msg=variable.path)
+    for read_array, model_array in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(read_array, model_array)
     # A freshly initialised model differs: the weights did come from the file.
     fresh = _warm_start_model().get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(fresh, weights))
