@@ -22,6 +22,7 @@ and fail every request in TF Serving: a Keras 3 model saved as an attribute of a
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from typing import Dict, List, Optional
@@ -126,11 +127,16 @@ class _SessionModel:
         return self.session.run(fetches, feed)
 
 
-def _first_line(error: Exception) -> str:
+def _root_cause(error: Exception) -> str:
+    """The line of a TensorFlow error that says what was wrong, without the graph
+    execution preamble, node names and the Python stack TF1 sessions append."""
     message = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in message.splitlines() if line.strip()
-             and not line.startswith(("Graph execution error", "Detected at node"))]
-    return f"{type(error).__name__}: {lines[0] if lines else message}"
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line[0].isspace() and not line.startswith(
+                 ("Graph execution error", "Detected at node", "<stack", "Original stack",
+                  "Errors may have originated", "[[", "File "))]
+    cause = lines[0] if lines else message.strip()
+    return re.sub(r"\s*\[\[.*$", "", cause)
 
 
 def _replay_warmup(model: _SessionModel, path: str, requests: list,
@@ -156,8 +162,9 @@ def _replay_warmup(model: _SessionModel, path: str, requests: list,
             with slots or contextlib.nullcontext():
                 model.run(signature_name, inputs, output_filter)
         except tf.errors.OpError as error:
-            raise LoadCheckError(f"{path}: warmup record {replayed + 1} fails under TF "
-                                 f"Serving's loader: {_first_line(error)}") from None
+            raise LoadCheckError(f"{path}: record {replayed + 1} was refused by the model "
+                                 f"under TF Serving's loader: signature {signature_name!r} "
+                                 f"rejected the input: {_root_cause(error)}") from None
         replayed += 1
     return replayed
 
@@ -178,7 +185,8 @@ def _query_signatures(model: _SessionModel, probes: dict,
                 outputs = model.run(signature_name, inputs)
         except tf.errors.OpError as error:
             raise LoadCheckError(f"{model.path}: signature {signature_name!r} fails under "
-                                 f"TF Serving's loader: {_first_line(error)}") from None
+                                 f"TF Serving's loader on a black 32x32 image: "
+                                 f"{type(error).__name__}: {_root_cause(error)}") from None
         missing = {CLASS_IDS_OUTPUT, CLASS_NAMES_OUTPUT, PROBABILITIES_OUTPUT} - set(outputs)
         if missing:
             raise LoadCheckError(f"{model.path}: signature {signature_name!r} lacks the "
@@ -210,7 +218,7 @@ def check_version(path: str, slots: Optional[threading.Semaphore] = None) -> Loa
             meta_graph = tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], path)
         except (tf.errors.OpError, OSError, RuntimeError, ValueError) as error:
             raise LoadCheckError(f"{path}: TF Serving's loader cannot load it: "
-                                 f"{_first_line(error)}") from None
+                                 f"{type(error).__name__}: {_root_cause(error)}") from None
         model = _SessionModel(graph, session, meta_graph, path)
         handles = model.read_variables()
         missing = model.uninitialized_variables(handles)

@@ -4,7 +4,10 @@ Follows TF Serving's file-system source and default policy: a version is an inte
 directory of `<base path>`; it is ready once its `saved_model.pb` exists (the Pusher
 writes that file last); the latest `num_versions` ready versions are served; a new
 version is loaded beside the old one and the old one is unloaded only once the new
-one is available, so requests never meet a gap.
+one is available, so requests never meet a gap. Each version is first loaded the way
+TF Serving loads it (`serving.load_check`: restore op, init op, its warmup requests
+and one request per signature through `Session.run`); a version that fails there is
+refused as a failed load, so this server never serves a model TF Serving cannot run.
 
 With version labels in the base path's model config (serving/labels.py) exactly the
 labelled versions are served, and the config is re-read on every poll: a label keeps
@@ -22,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 from components.contract import SAVED_MODEL_FILE, ready_versions
 from serving import labels as version_labels
-from serving import warmup
+from serving import load_check, warmup
 from serving.errors import ServingError, invalid, not_found
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
@@ -134,6 +137,9 @@ class ModelStore:
             self._set_status(version, LOADING)
             started = time.monotonic()
             try:
+                # TF Serving's own loader first: a version it could not run is refused
+                # here too, so what this server serves, TF Serving would.
+                load_check.check_version(ready[version], self.inference_slots)
                 loaded = load_version(version, ready[version])
                 # Before the version is AVAILABLE or takes a request (TF Serving's order).
                 warmed_up = warmup.replay(loaded, self.inference_slots)

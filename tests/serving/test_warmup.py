@@ -70,8 +70,9 @@ def test_warmup_requests_wait_for_an_inference_slot(pushed_model, tmp_path):
 
 @pytest.mark.parametrize("damage, message", [
     ("truncate", "cannot be replayed: DataLossError"),
-    ("not an image", "was refused by the model: signature 'serving_default' rejected the "
-                     "input: assertion failed: [image 0: Unknown image file format"),
+    ("not an image", "was refused by the model under TF Serving's loader: signature "
+                     "'serving_default' rejected the input: assertion failed: [image 0: "
+                     "Unknown image file format"),
 ], ids=["corrupt-file", "refused-request"])
 def test_a_warmup_that_fails_fails_the_load_and_the_old_version_keeps_serving(
         pushed_model, tmp_path, damage, message):
