@@ -165,8 +165,10 @@ class PushConfig:
     # base path is <serving_model_dir>/<model_name>, versions are directories in it.
     serving_model_dir: Optional[str] = None
     model_name: str = "cifar10"
-    # InfraValidator loads the model in real TF Serving before a push. TFX runs it in
-    # Docker: auto adds it when a Docker daemon answers; docker | off force it.
+    # Before a push, the model must load and answer in TF Serving. auto: TFX's
+    # InfraValidator (TF Serving in Docker) when a Docker daemon answers, else the
+    # ServingLoadCheck (TF Serving's loader in a process of its own); docker: always
+    # InfraValidator; in_process: always the ServingLoadCheck; off: neither.
     infra_validation: str = "auto"
     serving_image_tag: str = "2.16.1"
 
@@ -322,9 +324,9 @@ def _check(config: PipelineConfig) -> None:
     if not 0.0 < config.validation.label_drift_threshold <= 1.0:
         raise ConfigError(f"validation.label_drift_threshold: must be within (0, 1], "
                           f"got {config.validation.label_drift_threshold}")
-    if config.push.infra_validation not in ("auto", "docker", "off"):
+    if config.push.infra_validation not in ("auto", "docker", "in_process", "off"):
         raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
-                          f"auto, docker or off")
+                          f"auto, docker, in_process or off")
     if config.retraining.training_spans < 0:
         raise ConfigError(f"retraining.training_spans: must be >= 0 (0: every span), "
                           f"got {config.retraining.training_spans}")

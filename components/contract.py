@@ -79,6 +79,10 @@ WARMUP_BATCH_SIZES = (1, 8, 32)
 GATE_RESULT_FILE = "gate.json"
 GATE_PREDICTIONS_FILE = "predictions.npz"
 
+# What the ServingLoadCheck (the model loaded as TF Serving loads it, before a push)
+# leaves beside its InfraBlessing: `python -m serving check`'s verdict (JSON).
+LOAD_CHECK_RESULT_FILE = "load_check.json"
+
 # What the Trainer writes into its model_run artifact beside TensorBoard's logs, and
 # the run report reads: its figures (JSON, the per-epoch history included) and the
 # training curves (PNG).

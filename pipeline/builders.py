@@ -41,6 +41,7 @@ def _create(config: pipeline_config.PipelineConfig, locations: Locations,
         evaluation=config.evaluation,
         warm_start=config.retraining.warm_start,
         infra_validation_image_tag=infra_validation_image_tag,
+        serving_load_check=config.push.infra_validation != "off",
         enable_cache=config.enable_cache,
     )
 
@@ -83,7 +84,7 @@ def scheduled_pipeline(config: pipeline_config.PipelineConfig,
     """For a scheduler that parses the pipeline long before each run: ExampleGen
     ingests the newest span when the run starts. Nothing is probed at parse time, so
     InfraValidator is in only when asked for outright (`push.infra_validation=docker`);
-    `auto` means off here."""
+    under `auto` the ServingLoadCheck loads the model as TF Serving does instead."""
     image_tag = (config.push.serving_image_tag if config.push.infra_validation == "docker"
                  else None)
     return _create(config, _local_locations(config), _ingestion(config, source, None),

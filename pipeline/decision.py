@@ -1,5 +1,6 @@
-"""What the Evaluator and the RegressionGate decided and what the Pusher did, read
-from their artifacts.
+"""What the Evaluator and the RegressionGate decided, whether TF Serving can run the
+model (the ServingLoadCheck or InfraValidator), and what the Pusher did, read from
+their artifacts.
 
 The metrics come from the Evaluator's own output (TFMA's metrics), the decision and
 the paired comparison from the RegressionGate's result file, so a cached run reports
@@ -14,7 +15,7 @@ import sys
 from typing import List, Optional
 
 from components.contract import (ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, GATE_RESULT_FILE,
-                                 LABEL_KEY, NUM_CLASSES)
+                                 LABEL_KEY, LOAD_CHECK_RESULT_FILE, NUM_CLASSES)
 from components.evaluation.eval_config import ACCURACY_METRIC
 
 
@@ -113,6 +114,34 @@ def evaluation_report(evaluation_uri: str, gate_blessing_uri: str) -> dict:
     }
 
 
+def serving_check(components: dict) -> Optional[dict]:
+    """Whether TF Serving can run the candidate, as the run checked it: the
+    ServingLoadCheck's verdict (TF Serving's loader in a process of its own) or
+    InfraValidator's blessing (TF Serving in Docker); None when neither ran."""
+    from pipeline.pipeline import SERVING_LOAD_CHECK_ID, SERVING_LOAD_CHECK_OUTPUT
+
+    load_check = components.get(SERVING_LOAD_CHECK_ID, {}).get("outputs", {})
+    if SERVING_LOAD_CHECK_OUTPUT in load_check:
+        path = os.path.join(load_check[SERVING_LOAD_CHECK_OUTPUT], LOAD_CHECK_RESULT_FILE)
+        try:
+            with open(path) as result_file:
+                verdict = json.load(result_file)
+        except (OSError, ValueError) as error:
+            return {"by": SERVING_LOAD_CHECK_ID, "ok": False,
+                    "detail": f"its result {path} cannot be read: {error}"}
+        return {"by": SERVING_LOAD_CHECK_ID, "ok": bool(verdict["ok"]), "detail": (
+            f"TF Serving's loader ran it in {verdict['seconds']:.1f} s: "
+            f"{verdict['warmup_requests']} warmup requests, signatures "
+            f"{', '.join(verdict['signatures'])}" if verdict["ok"] else verdict["error"])}
+    infra = components.get("InfraValidator", {}).get("properties", {}).get("blessing")
+    if infra is not None:
+        ok = infra.get("blessed") == 1
+        return {"by": "InfraValidator", "ok": ok, "detail": (
+            "TF Serving (Docker) loaded it and answered its requests" if ok else
+            "TF Serving (Docker) could not load it or answer (InfraValidator's log)")}
+    return None
+
+
 def from_run_summary(run_summary: dict) -> Optional[dict]:
     """The decision of a run whose summary (pipeline.summary.latest_run) holds an
     Evaluator, a RegressionGate and a Pusher; None when the run stopped before them."""
@@ -132,6 +161,13 @@ def from_run_summary(run_summary: dict) -> Optional[dict]:
     decision["pushed_destination"] = (push.get("pushed_destination")
                                       if decision["pushed"] else None)
     decision["already_pushed_as"] = push.get(ALREADY_PUSHED_AS_PROPERTY)
+    decision["serving_check"] = serving_check(components)
+    if decision["serving_check"] and not decision["serving_check"]["ok"]:
+        # The Pusher obeys both blessings: a model TF Serving cannot run is not blessed.
+        decision["blessed"] = False
+        decision["reasons"] = decision["reasons"] + [
+            f"TF Serving cannot run it ({decision['serving_check']['by']}): "
+            f"{decision['serving_check']['detail']}"]
     return decision
 
 
@@ -163,6 +199,9 @@ def print_decision(decision: dict, stream=None) -> None:
               file=stream)
     for reason in decision["reasons"]:
         print(f"  reason: {reason}", file=stream)
+    check = decision.get("serving_check")
+    if check and check["ok"]:
+        print(f"  TF Serving can run it ({check['by']}): {check['detail']}", file=stream)
     print(f"  {'class':<12}{'accuracy':>10}{'precision':>10}{'recall':>10}{'images':>8}",
           file=stream)
     for name, row in decision["per_class"].items():

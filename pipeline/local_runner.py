@@ -55,12 +55,17 @@ def infra_validation_tag(config: pipeline_config.PipelineConfig) -> Optional[str
     Decided once per command-line run, never when a scheduler parses the pipeline."""
     setting = config.push.infra_validation
     if setting == "off":
-        progress.report("InfraValidator: off (push.infra_validation=off)")
+        progress.report("InfraValidator: off (push.infra_validation=off); nothing checks "
+                        "that TF Serving can run the model before it is pushed")
+        return None
+    if setting == "in_process":
+        progress.report("InfraValidator: the ServingLoadCheck loads the model as TF "
+                        "Serving does (push.infra_validation=in_process)")
         return None
     if setting == "auto" and not docker_answers():
         progress.report("InfraValidator: skipped, no Docker daemon answers (TFX's "
-                        "InfraValidator starts TF Serving in Docker); the Evaluator's gate "
-                        "still applies")
+                        "InfraValidator starts TF Serving in Docker); the ServingLoadCheck "
+                        "loads the model as TF Serving does instead")
         return None
     progress.report(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} "
                     f"in Docker")

@@ -24,6 +24,7 @@ from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT, TRAIN_SPLIT
 from components.data import example_gen as cifar10_example_gen, spans
 from components.evaluation.eval_config import make_eval_config
 from components.evaluation.regression_gate import RegressionGate
+from components.serving_load_check import ServingLoadCheck
 from components.training import config as trainer_settings
 from components.training.config import TrainingConfig
 from components.validation import drift
@@ -41,11 +42,13 @@ PREVIOUS_SPAN_STATISTICS_RESOLVER_ID = "PreviousSpanStatisticsResolver"
 DATA_GATE_ID = "DataGate"
 LABEL_DRIFT_ID = "LabelDriftValidator"
 REGRESSION_GATE_ID = "RegressionGate"
+SERVING_LOAD_CHECK_ID = "ServingLoadCheck"
 # Output keys of the project's own components. Unique across the pipeline: Airflow's
 # launcher names an output artifact "<key>:<run id>", unique per artifact type, so a
 # second ExampleAnomalies "anomalies" or ModelBlessing "blessing" would clash.
 REGRESSION_GATE_OUTPUT = "gate_blessing"
 LABEL_DRIFT_OUTPUT = "drift_anomalies"
+SERVING_LOAD_CHECK_OUTPUT = "infra_blessing"
 # The validators whose anomalies stop a run, with the output key that holds them.
 VALIDATOR_OUTPUTS = {"ExampleValidator": "anomalies", LABEL_DRIFT_ID: LABEL_DRIFT_OUTPUT}
 
@@ -98,12 +101,14 @@ def create_pipeline(
     evaluation: EvaluationConfig,
     warm_start: bool = False,
     infra_validation_image_tag: Optional[str] = None,
+    serving_load_check: bool = True,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
     """CIFAR-10 ingestion -> statistics, validation against the reviewed schema (and,
     with spans, drift from the previous span) -> DataGate (stops on anomalies) ->
     Z-score Transform -> Trainer -> Evaluator (accuracy gate) -> RegressionGate (no
-    regression on the last blessed model, image by image) -> Pusher.
+    regression on the last blessed model, image by image) and InfraValidator or the
+    ServingLoadCheck (TF Serving can run it) -> Pusher.
 
     Args:
       beam: the Beam arguments every Beam-powered component gets.
@@ -112,6 +117,8 @@ def create_pipeline(
       infra_validation_image_tag: a `tensorflow/serving` image tag: InfraValidator
         loads the model in that TF Serving (local Docker) and sends it test examples
         before the Pusher may push it; None: no InfraValidator.
+      serving_load_check: without InfraValidator, the ServingLoadCheck loads the model
+        as TF Serving does, in a process of its own, before the Pusher may push it.
     """
     range_config = None
     if ingestion.span is not None:
@@ -267,6 +274,11 @@ def create_pipeline(
         )
         components.append(infra_validator)
         infra_blessing = infra_validator.outputs["blessing"]
+    elif serving_load_check:
+        load_check = ServingLoadCheck(model=trainer.outputs["model"]).with_id(
+            SERVING_LOAD_CHECK_ID)
+        components.append(load_check)
+        infra_blessing = load_check.outputs[SERVING_LOAD_CHECK_OUTPUT]
 
     # The standard Pusher (saved_model.pb copied last), which also declines to push a
     # model the base path already serves.

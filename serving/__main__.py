@@ -185,7 +185,9 @@ def _check(args) -> int:
     from serving.load_check import LoadCheckError, check_version
 
     if args.model_dir:
-        if not os.path.isdir(args.model_dir):
+        import tensorflow as tf
+
+        if not tf.io.gfile.isdir(args.model_dir):  # a remote model too (gs://)
             print(f"error: --model-dir {args.model_dir}: not a directory", file=sys.stderr)
             return 2
         targets = {None: args.model_dir}

@@ -26,7 +26,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from components import progress
 from components.contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, GATE_PREDICTIONS_FILE,
@@ -153,8 +153,8 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
         json.dump(result, result_file, indent=2)
     verdict = (evaluator_constants.BLESSED_FILE_NAME if result["blessed"]
                else evaluator_constants.NOT_BLESSED_FILE_NAME)
-    with fileio.open(os.path.join(gate_blessing.uri, verdict), "w"):
-        pass
+    # A GFile opened and closed unwritten is never created: write the empty marker.
+    io_utils.write_string_file(os.path.join(gate_blessing.uri, verdict), "")
     gate_blessing.set_int_custom_property(BLESSED_PROPERTY, int(result["blessed"]))
     gate_blessing.set_string_custom_property(CURRENT_MODEL_PROPERTY, model.uri)
     gate_blessing.set_int_custom_property(CURRENT_MODEL_ID_PROPERTY, model.id)

@@ -187,6 +187,9 @@ def _verdict(facts: dict) -> str:
         return f"Pushed as version {evaluation['pushed_version']}"
     if evaluation.get("already_pushed_as"):
         return f"Not pushed: already served as version {evaluation['already_pushed_as']}"
+    check = evaluation.get("serving_check")
+    if check and not check["ok"]:
+        return f"Not pushed: TF Serving cannot run the model ({check['by']})"
     return ("Blessed, not pushed" if evaluation["blessed"]
             else "Not blessed: the served model is unchanged")
 

@@ -88,11 +88,15 @@ def test_a_scheduled_pipeline_finds_the_span_at_run_time_and_probes_nothing(tmp_
     nodes = _nodes(builders.scheduled_pipeline(_config(tmp_path), SPANNED))
     assert _ingested_span(nodes) is None
     assert TRAINING_SPANS_RESOLVER_ID in nodes
-    # `auto` cannot ask Docker at parse time: off; `docker` puts InfraValidator in.
-    assert "InfraValidator" not in nodes
+    # `auto` cannot ask Docker at parse time: the in-process ServingLoadCheck; `docker`
+    # puts InfraValidator in instead, `off` neither.
+    assert "InfraValidator" not in nodes and "ServingLoadCheck" in nodes
     forced = _nodes(builders.scheduled_pipeline(
         _config(tmp_path, "push.infra_validation=docker"), SPANNED))
-    assert "InfraValidator" in forced
+    assert "InfraValidator" in forced and "ServingLoadCheck" not in forced
+    off = _nodes(builders.scheduled_pipeline(
+        _config(tmp_path, "push.infra_validation=off"), SPANNED))
+    assert "InfraValidator" not in off and "ServingLoadCheck" not in off
 
 
 def test_kubeflow_uses_the_cluster_paths_and_metadata_and_the_newest_span(tmp_path):

@@ -45,7 +45,7 @@ def test_evaluator_gate_and_pusher_destination(tmp_path):
     assert sorted(order) == sorted([
         "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
         "DataGate", "Transform", "Trainer", "Evaluator", "LatestBlessedModelResolver",
-        "RegressionGate", "Pusher"])
+        "RegressionGate", "ServingLoadCheck", "Pusher"])
     assert (order.index("DataGate") < order.index("Transform") < order.index("Trainer")
             < order.index("Evaluator") < order.index("RegressionGate") < order.index("Pusher"))
     assert "DataGate" in _node(ir, "Transform").upstream_nodes
@@ -65,7 +65,11 @@ def test_evaluator_gate_and_pusher_destination(tmp_path):
     assert gate.parameters.parameters["tolerance"].field_value.double_value == 0.002
     assert json.loads(_parameter(evaluator, "example_splits")) == [TEST_SPLIT]
     pusher = _node(ir, "Pusher")
-    assert set(pusher.inputs.inputs) == {"model", "model_blessing"}
+    # TF Serving's loader must run the model before it is pushed.
+    assert set(pusher.inputs.inputs) == {"model", "model_blessing", "infra_blessing"}
+    (infra_channel,) = pusher.inputs.inputs["infra_blessing"].channels
+    assert infra_channel.producer_node_query.id == "ServingLoadCheck"
+    assert set(_node(ir, "ServingLoadCheck").inputs.inputs) == {"model"}
     destination = json.loads(_parameter(pusher, "push_destination"))
     assert destination["filesystem"]["base_directory"] == "/models/cifar10"
 
@@ -78,8 +82,18 @@ def test_infra_validator_gates_the_push_when_asked(tmp_path):
     assert "local_docker" in serving_spec
     request_spec = json.loads(_parameter(infra, "request_spec"))
     assert request_spec["tensorflow_serving"]["signature_names"] == [EXAMPLES_SIGNATURE]
-    assert set(_node(ir, "Pusher").inputs.inputs) == {"model", "model_blessing",
-                                                      "infra_blessing"}
+    pusher = _node(ir, "Pusher")
+    assert set(pusher.inputs.inputs) == {"model", "model_blessing", "infra_blessing"}
+    (infra_channel,) = pusher.inputs.inputs["infra_blessing"].channels
+    assert infra_channel.producer_node_query.id == "InfraValidator"
+    assert "ServingLoadCheck" not in [n.pipeline_node.node_info.id for n in ir.nodes]
+
+
+def test_without_any_serving_check_the_pusher_has_only_the_gate(tmp_path):
+    ir = _compiled(tmp_path, serving_load_check=False)
+    ids = [n.pipeline_node.node_info.id for n in ir.nodes]
+    assert "ServingLoadCheck" not in ids and "InfraValidator" not in ids
+    assert set(_node(ir, "Pusher").inputs.inputs) == {"model", "model_blessing"}
 
 
 def test_remote_beam_arguments_reach_every_beam_powered_component(tmp_path):

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow  # whole pipeline runs
 DATA_AND_TRAINING = ["Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen",
                      "ExampleValidator", "DataGate", "Transform", "Trainer"]
 COMPONENTS = DATA_AND_TRAINING + ["Evaluator", "LatestBlessedModelResolver", "RegressionGate",
+                                  "ServingLoadCheck",
                                   "Pusher"]
 
 
@@ -196,6 +197,12 @@ def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
     # the model ever predicts it.
     for name, row in decision["per_class"].items():
         assert row["recall"] == pytest.approx(row["accuracy"]), name
+    # The gate's marker file, as TFX's Evaluator writes one.
+    assert os.path.exists(os.path.join(
+        summary["components"]["RegressionGate"]["outputs"]["gate_blessing"], "BLESSED"))
+    # TF Serving's loader ran it before the push (no Docker here: the ServingLoadCheck).
+    assert decision["serving_check"]["ok"], decision["serving_check"]
+    assert decision["serving_check"]["by"] == "ServingLoadCheck"
     version = decision["pushed_version"]
     assert version.isdigit()
     pushed_dir = os.path.join(config.serving_model_base_path, version)
