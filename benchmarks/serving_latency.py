@@ -9,6 +9,12 @@ itself where `--backend` finds it), and for the signature called in this process
   its warmup file or without: assets.extra left out), and once the server reports it
   AVAILABLE the first batch-1 REST request to it is timed, then a second one (warm);
   `--first-request-rounds` rounds of each, alternating, on the embedded server.
+- the export before and after the ExportArchive (`--export-comparison`, on the model
+  this script pushes itself): the same weights exported the earlier way (a Keras model
+  in a tf.Module, which TF Serving cannot run) and as the Trainer exports them now;
+  for each, the seconds a server spends loading a version (`tf.saved_model.load`, and
+  now also the load as TF Serving does it first) and the in-process batch-1 latency
+  and batch-64 throughput of `serving_default`.
 
 Usage: python benchmarks/serving_latency.py --model-base-path outputs/serving_model/cifar10
 Without --model-base-path the smoke pipeline runs on synthetic data first to push one
@@ -34,7 +40,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def push_a_model() -> str:
+def push_a_model() -> tuple:
+    """(model base path, the run's config, its transform graph directory)."""
     import pipeline_config
     from benchmarks.examplegen_transform import synthesize
     from pipeline import local_runner
@@ -44,8 +51,78 @@ def push_a_model() -> str:
     config = pipeline_config.load("smoke", (f"data.data_dir={work_dir}/data",
                                             f"output_dir={work_dir}/out",
                                             "training.epochs=1", "training.batch_size=32"))
-    local_runner.run(config)
-    return config.serving_model_base_path
+    summary = local_runner.run(config)
+    return (config.serving_model_base_path, config,
+            summary["components"]["Transform"]["outputs"]["transform_graph"])
+
+
+def export_as_before(version_dir: str, config, transform_graph: str) -> str:
+    """The pushed version's weights exported the earlier way; returns its directory."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from components.contract import MODEL_VARIABLES_KEY, WARMUP_REQUESTS_FILE
+    from components.training.recipe import build_training_model
+    from tests.support import earlier_export
+
+    model = build_training_model(config.training)
+    saved = getattr(tf.saved_model.load(version_dir), MODEL_VARIABLES_KEY)
+    for variable, value in zip(model.variables, saved):
+        variable.assign(value.numpy())
+    earlier_dir = os.path.join(tempfile.mkdtemp(prefix="earlier-export-"), "1")
+    earlier_export.export_as_before(model, tft.TFTransformOutput(transform_graph), earlier_dir,
+                                    config.training.tta_flip, warmup_images=[b"unused"])
+    shutil.copyfile(os.path.join(version_dir, WARMUP_REQUESTS_FILE),
+                    os.path.join(earlier_dir, WARMUP_REQUESTS_FILE))
+    return earlier_dir
+
+
+def export_comparison(version_dir: str, config, transform_graph: str, images: list,
+                      repeats: int, clients: int, requests_per_client: int) -> None:
+    """Load time and in-process speed of the earlier export and today's, same weights."""
+    import tensorflow as tf
+
+    from components.contract import DEFAULT_SIGNATURE, IMAGES_INPUT
+    from serving.load_check import LoadCheckError, check_version
+
+    exports = {"before (tf.Module)": export_as_before(version_dir, config, transform_graph),
+               "after (ExportArchive)": version_dir}
+    rows = {}
+    for name, path in exports.items():
+        loads = []
+        for _ in range(3):
+            started = time.perf_counter()
+            signature = tf.saved_model.load(path).signatures[DEFAULT_SIGNATURE]
+            loads.append(time.perf_counter() - started)
+        try:
+            check_seconds = check_version(path).seconds
+        except LoadCheckError:
+            check_seconds = None  # TF Serving cannot run it: the server refuses it now
+
+        def call(batch_images, signature=signature):
+            return signature(**{IMAGES_INPUT: tf.constant(batch_images)})
+
+        rows[name] = {**latencies(call, images, repeats),
+                      "images_per_s": throughput(lambda call=call: call, images, len(images),
+                                                 clients, requests_per_client),
+                      "tf_saved_model_load_s": float(np.median(loads)),
+                      "tf_serving_load_check_s": check_seconds}
+    print(f"\nThe export before and after, same weights, in process ({len(images)}-image "
+          f"batches, {clients} clients); the server's load = tf.saved_model.load, after "
+          f"the TF Serving load check (before: TF Serving cannot run it, no check):")
+    print(f"{'export':<24}{'p50 ms':>8}{'p99 ms':>8}{'images/s':>10}{'load s':>8}"
+          f"{'check s':>9}")
+    for name, row in rows.items():
+        check = row["tf_serving_load_check_s"]
+        print(f"{name:<24}{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}"
+              f"{row['images_per_s']:>10.1f}{row['tf_saved_model_load_s']:>8.2f}"
+              f"{'fails' if check is None else f'{check:.2f}':>9}")
+    before, after = rows.values()
+    print(f"after/before: p50 {after['p50_ms'] / before['p50_ms']:.2f}x, images/s "
+          f"{after['images_per_s'] / before['images_per_s']:.2f}x")
+    print(json.dumps({name: {key: None if value is None else round(value, 3)
+                             for key, value in row.items()} for name, row in rows.items()}),
+          flush=True)
 
 
 def latencies(call, images, repeats: int) -> dict:
@@ -196,6 +273,9 @@ def main() -> None:
                         help="loads of a new version with and without warmup (0: skip)")
     parser.add_argument("--first-request-only", action="store_true",
                         help="measure only the first request after a load")
+    parser.add_argument("--export-comparison", action="store_true",
+                        help="the export before and after the ExportArchive, same weights "
+                             "(needs the model this script pushes: no --model-base-path)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -206,7 +286,14 @@ def main() -> None:
                                      newest_version)
     from tests.support.server_process import EmbeddedServerProcess
 
-    base_path = args.model_base_path or push_a_model()
+    if args.export_comparison and args.model_base_path:
+        sys.exit("error: --export-comparison needs the model this script pushes itself "
+                 "(its transform graph): leave out --model-base-path")
+    config = transform_graph = None
+    if args.model_base_path:
+        base_path = args.model_base_path
+    else:
+        base_path, config, transform_graph = push_a_model()
     version_dir = newest_version(base_path)
     if version_dir is None:
         sys.exit(f"error: --model-base-path {base_path}: no version with a saved_model.pb")
@@ -218,6 +305,9 @@ def main() -> None:
     def in_process(batch_images):
         return signature(**{IMAGES_INPUT: tf.constant(batch_images)})
 
+    if args.export_comparison:
+        export_comparison(version_dir, config, transform_graph, images, args.repeats,
+                          args.clients, args.requests_per_client)
     if args.first_request_rounds:
         first_request_table(version_dir, images[0], args.first_request_rounds,
                             args.model_name)

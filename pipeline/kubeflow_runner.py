@@ -9,7 +9,8 @@ The same factory as the local and Airflow runners, with what the Kubeflow V2 com
 supports: MLMD is the cluster's (no SQLite path); ExampleGen ingests the latest span
 when the run starts and the model trains on it (the compiler knows only TFX's own
 resolver strategies, so the multi-span window is a local/Airflow feature); no
-InfraValidator (the V2 compiler does not support it). Flags this command does not
+InfraValidator (the V2 compiler does not support it): the ServingLoadCheck loads the
+model as TF Serving does before the Pusher may push it. Flags this command does not
 know are Beam arguments, passed to every Beam-powered component.
 
 Submit the JSON with the KFP client or `aiplatform.PipelineJob(template_path=...)`.

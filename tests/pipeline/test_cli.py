@@ -94,11 +94,13 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
         name: "COMPLETE" for name in ("Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen",
                                       "ExampleValidator", "DataGate", "Transform", "Trainer",
                                       "LatestBlessedModelResolver", "Evaluator",
-                                      "RegressionGate", "Pusher")}
+                                      "RegressionGate", "ServingLoadCheck", "Pusher")}
     assert os.path.isdir(summary["components"]["Transform"]["outputs"]["transform_graph"])
     assert "Artifacts of this run:" in result.stdout
     # The decision, in words and in the JSON line.
     assert "Evaluation on the test split (10 images): BLESSED" in result.stdout
+    assert "TF Serving can run it (ServingLoadCheck): TF Serving's loader ran it" in \
+        result.stdout
     version = summary["decision"]["pushed_version"]
     assert f"Pushed version {version} to " in result.stdout
     assert os.path.exists(tmp_path / "out" / "serving_model" / "cifar10" / version /

@@ -60,10 +60,16 @@ def test_every_component_is_a_task_in_dependency_order(compiled):
         "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
         "DataGate", "Transform", "Trainer", "LatestBlessedModelResolver-model-resolver",
         "LatestBlessedModelResolver-model-blessing-resolver", "Evaluator", "RegressionGate",
-        "Pusher"}
+        "ServingLoadCheck", "Pusher"}
     assert set(tasks["Transform"]["dependentTasks"]) >= {"DataGate"}
     assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "ImportSchemaGen"}
-    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "RegressionGate"}
+    # No InfraValidator on Kubeflow V2: TF Serving's loader runs in the ServingLoadCheck.
+    assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "RegressionGate",
+                                                      "ServingLoadCheck"}
+    assert set(tasks["ServingLoadCheck"]["dependentTasks"]) == {"Trainer"}
+    check = compiled["deploymentSpec"]["executors"]["ServingLoadCheck_executor"]["container"]
+    assert check["image"] == "europe-docker.pkg.dev/p/r/cifar10-tfx:7"
+    assert any("serving_load_check" in arg for arg in check["args"]), check["args"]
     assert ("LatestBlessedModelResolver-model-resolver"
             in tasks["RegressionGate"]["dependentTasks"])
     assert compiled["pipelineInfo"]["name"] == "cifar10-resnet9"
