@@ -324,6 +324,10 @@ def _check(config: PipelineConfig) -> None:
     if not 0.0 < config.validation.label_drift_threshold <= 1.0:
         raise ConfigError(f"validation.label_drift_threshold: must be within (0, 1], "
                           f"got {config.validation.label_drift_threshold}")
+    if config.training.kernel_initializer not in ("torch_default", "he_uniform"):
+        raise ConfigError(f"training.kernel_initializer: "
+                          f"{config.training.kernel_initializer!r} is not torch_default or "
+                          f"he_uniform")
     if config.push.infra_validation not in ("auto", "docker", "in_process", "off"):
         raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
                           f"auto, docker, in_process or off")

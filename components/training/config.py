@@ -26,8 +26,12 @@ class TrainingConfig:
     # piecewise_linear: knots in epochs, linear in between, evaluated per step.
     # step: knots are step boundaries where the rate drops to the next value.
     lr_schedule: str = "piecewise_linear"
+    # cifar10-fast's dawn.py: PiecewiseLinear([0, 5, 24], [0, 0.4, 0]) per step.
     lr_knots: Tuple[float, ...] = (0.0, 5.0, 24.0)
-    lr_values: Tuple[float, ...] = (0.08, 0.4, 0.0)
+    lr_values: Tuple[float, ...] = (0.0, 0.4, 0.0)
+    # ResNet9's conv and dense kernels: torch_default (PyTorch's default, as in
+    # cifar10-fast) | he_uniform. He et al.'s models keep their paper's he_normal.
+    kernel_initializer: str = "torch_default"
     momentum: float = 0.9
     nesterov: bool = True
     # Coupled decay on every weight, BatchNorm's included (an L2 penalty of

@@ -18,7 +18,7 @@ def build_training_model(hparams: TrainingConfig) -> keras.Model:
     """The model with its in-step augmentation layer (inactive outside training)."""
     return build_model(hparams.model, hparams.weight_decay, augmentation=CifarAugment(
         pad=hparams.pad, flip=hparams.flip, cutout=hparams.cutout, seed=hparams.seed,
-        name="augment"))
+        name="augment"), kernel_initializer=hparams.kernel_initializer)
 
 
 def compile_for_training(model: keras.Model, hparams: TrainingConfig, steps_per_epoch: int,

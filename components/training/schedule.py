@@ -13,8 +13,8 @@ from keras import ops
 class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     """Linear interpolation between (step, value) knots; constant beyond the ends.
 
-    cifar10-fast's schedule is PiecewiseLinear([0, 5, 24] epochs, [0.08, 0.4, 0]),
-    evaluated at every step rather than once per epoch.
+    cifar10-fast's schedule (dawn.py) is PiecewiseLinear([0, 5, 24] epochs, [0, 0.4, 0]),
+    evaluated at every step (its `lr_schedule(step / len(train_batches))`).
     """
 
     def __init__(self, knot_steps: Sequence[float], values: Sequence[float]):

@@ -14,9 +14,12 @@ MODEL_NAMES = ("resnet9",) + tuple(f"{kind}{depth}" for kind in ("resnet", "plai
 
 
 def build_model(name: str, weight_decay: float,
-                augmentation: keras.layers.Layer | None = None) -> keras.Model:
+                augmentation: keras.layers.Layer | None = None,
+                kernel_initializer: str = "torch_default") -> keras.Model:
+    """`kernel_initializer` applies to ResNet9; He et al.'s models use their paper's."""
     if name == "resnet9":
-        return build_resnet9(weight_decay, augmentation=augmentation)
+        return build_resnet9(weight_decay, augmentation=augmentation,
+                             initializer=kernel_initializer)
     match = re.fullmatch(r"(resnet|plain)(\d+)", name)
     if name not in MODEL_NAMES or not match:
         raise ValueError(f"model {name!r}: unknown (known: {', '.join(MODEL_NAMES)})")

@@ -41,7 +41,7 @@ class ChannelZeroPad(layers.Layer):
 
 def _conv(x, filters: int, strides: int, name: str, regularizer):
     # He et al. initialise from a normal distribution.
-    return conv3x3(x, filters, name, regularizer, strides=strides, initializer="he_normal")
+    return conv3x3(x, filters, name, regularizer, "he_normal", strides=strides)
 
 
 def _unit(x, filters: int, strides: int, shortcut: bool, name: str, regularizer):

@@ -16,6 +16,25 @@ from components.contract import IMAGE_SHAPE, IMAGE_XF_KEY
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
+# The convolutions' and the dense layer's kernel initialisers `training.kernel_initializer`
+# names. torch_default is PyTorch's default for nn.Conv2d and nn.Linear, which
+# cifar10-fast keeps: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+# variance 1/(3 fan_in). Keras's fan_in (kernel height x width x input channels for a
+# conv, the inputs for a dense layer) is PyTorch's. he_uniform (variance 2/fan_in, six
+# times as large) is the project's first port's, kept as an option.
+KERNEL_INITIALIZERS = {
+    "torch_default": lambda: keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"),
+    "he_uniform": lambda: keras.initializers.HeUniform(),
+}
+
+
+def kernel_initializer(name: str) -> keras.initializers.Initializer:
+    if name not in KERNEL_INITIALIZERS:
+        raise ValueError(f"kernel initializer {name!r}: unknown (known: "
+                         f"{', '.join(KERNEL_INITIALIZERS)})")
+    return KERNEL_INITIALIZERS[name]()
+
 
 def weight_decay_regularizer(weight_decay: float) -> Optional[keras.regularizers.Regularizer]:
     """L2(wd / 2) on the mean loss has gradient wd * w: SGD's coupled weight decay."""
@@ -29,8 +48,7 @@ def model_input(augmentation: Optional[keras.layers.Layer]) -> tuple:
     return inputs, augmentation(inputs) if augmentation is not None else inputs
 
 
-def conv3x3(x, filters: int, name: str, regularizer, strides: int = 1,
-            initializer: str = "he_uniform"):
+def conv3x3(x, filters: int, name: str, regularizer, initializer, strides: int = 1):
     return layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                          kernel_initializer=initializer, kernel_regularizer=regularizer,
                          name=f"{name}_conv")(x)
@@ -44,6 +62,6 @@ def bn_relu(x, name: str, regularizer):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def conv_bn_relu(x, filters: int, name: str, regularizer, initializer: str = "he_uniform"):
+def conv_bn_relu(x, filters: int, name: str, regularizer, initializer):
     return bn_relu(conv3x3(x, filters, name, regularizer, initializer=initializer), name,
                    regularizer)

@@ -17,7 +17,9 @@ def test_full_profile_rate_at_the_knots():
     training = pipeline_config.load("full").training
     schedule = make_schedule(training.lr_schedule, STEPS_PER_EPOCH, training.lr_knots,
                              training.lr_values)
-    assert float(schedule(0)) == pytest.approx(0.08)
+    # cifar10-fast's dawn.py: PiecewiseLinear([0, 5, 24], [0, 0.4, 0]), from 0.
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(1)) == pytest.approx(0.4 / (5 * STEPS_PER_EPOCH), rel=1e-5)
     assert float(schedule(5 * STEPS_PER_EPOCH)) == pytest.approx(0.4)
     assert float(schedule(24 * STEPS_PER_EPOCH)) == 0.0
     # Linear per step in between, not stepped per epoch.
