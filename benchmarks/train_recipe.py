@@ -15,10 +15,18 @@ cutout on the device), one after the other:
 - the reference: benchmarks/torch_resnet9_train.py (fp16 autocast and channels-last
   on a GPU), under `--torch-python` or this interpreter if it has PyTorch.
 
+The data is decoded once (`recipe_data.decode_once`, kept under `--decoded-cache` for
+later runs too) and every child reads the decoded arrays. Both sides follow the
+pipeline's recipe (`TrainingConfig`'s rate values; the knots scale with `--epochs`);
+the reference keeps PyTorch's own initialisation, the project uses `--initializer`
+(the Trainer's default), and on the run's first seed the project is also trained with
+`--compare-initializer` (he_uniform), after the reference, so that the first two
+trainings already answer the main question.
+
 Each child prints its epoch lines (training-only seconds, images/s, eval accuracy) to
 stderr and one JSON line; this script prints both, per seed and as means, with the
-ratios, and writes them to `--out`. `--epochs`, `--train-limit` and `--test-limit`
-shorten a run on a CPU (the rate's knots scale with the epochs).
+ratios, and rewrites `--out` as each training ends, so a run cut short keeps what
+finished. `--epochs`, `--train-limit` and `--test-limit` shorten a run on a CPU.
 """
 
 from __future__ import annotations
@@ -31,10 +39,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCHMARKS)
 GOALS = {"images_per_second_ratio": 1.0, "accuracy_points": 0.3, "h100_seconds": 30.0}
+sys.path.insert(0, REPO_ROOT)
+from components.training.config import TrainingConfig  # noqa: E402 (no TF, no Keras)
+
+# The pipeline's recipe: the benchmark's schedule and initializer are the Trainer's.
+TRAINING_DEFAULTS = TrainingConfig()
 
 
 def _knots(epochs: int) -> tuple:
@@ -53,11 +67,11 @@ def _keras_child(args) -> dict:
     import keras
 
     import recipe_data
-    from components.training.config import TrainingConfig
 
-    data = recipe_data.load(args.data, args.train_limit, args.test_limit)
+    data = recipe_data.load(args.data)  # the decoded cache, already cut to the limits
     hparams = TrainingConfig(epochs=args.epochs, seed=args.seed, lr_knots=_knots(args.epochs),
-                             target_accuracy=args.target_accuracy)
+                             target_accuracy=args.target_accuracy,
+                             kernel_initializer=args.child_initializer)
     if keras.backend.backend() == "tensorflow":
         from components.training.train import train
         with tempfile.TemporaryDirectory() as run_dir:
@@ -74,6 +88,7 @@ def _keras_child(args) -> dict:
               for index, (seconds, steps) in enumerate(zip(metrics["epoch_train_seconds"],
                                                            metrics["epoch_steps"]))]
     return {"framework": f"keras {keras.__version__} ({keras.backend.backend()})",
+            "initializer": hparams.kernel_initializer,
             "device": metrics["device"], "dtype": metrics["dtype_policy"],
             "xla": metrics["xla"], "seed": args.seed, "batch_size": hparams.batch_size,
             "epochs": epochs, "compile_seconds": metrics["compile_seconds"],
@@ -146,8 +161,9 @@ def _steady_images_per_second(report: dict):
 def _line(name: str, report: dict) -> str:
     reached = report["time_to_target"]
     report["steady_images_per_second"] = _steady_images_per_second(report)
-    return (f"{name:9s} {report['framework']} on {report['device']}, {report['dtype']}: "
-            f"{report['steady_images_per_second'] or 0:.0f} img/s from epoch 2, "
+    return (f"{name:9s} {report['framework']} on {report['device']}, {report['dtype']}, "
+            f"{report.get('initializer')}: "
+            f"{_figure(report['steady_images_per_second'], '.0f')} img/s from epoch 2, "
             f"{len(report['epochs'])} epochs in "
             f"{report['train_only_seconds']:.1f}s of training, final "
             f"{report['final_accuracy']:.4f} (TTA {report['final_accuracy_tta']:.4f}), target "
@@ -155,8 +171,65 @@ def _line(name: str, report: dict) -> str:
                if reached else "not reached"))
 
 
-def _mean(reports: list, key: str) -> float:
-    return statistics.mean(report[key] for report in reports if report[key] is not None)
+def _mean(reports: list, key: str) -> Optional[float]:
+    """The mean over the reports that have the figure; None when none has it (a 1-epoch
+    run has no steady epochs)."""
+    values = [report[key] for report in reports if report and report.get(key) is not None]
+    return statistics.mean(values) if values else None
+
+
+def _figure(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def summarize(runs: list, epochs: int) -> dict:
+    """Means per trainer over the seeds that finished, ratios against the reference,
+    and the goals, printed; whatever is there (a run cut short, a 1-epoch run)."""
+    summary = {"seeds": len(runs)}
+    for role in ("project", "reference", "compare"):
+        reports = [run[role] for run in runs if run.get(role)]
+        if not reports:
+            continue
+        row = {"runs": len(reports), "initializer": reports[0].get("initializer"),
+               **{key: _mean(reports, key) for key in (
+                   "steady_images_per_second", "fit_seconds", "train_only_seconds",
+                   "final_accuracy", "final_accuracy_tta")}}
+        summary[role] = row
+        print(f"{role}{' (' + row['initializer'] + ')' if row['initializer'] else ''}, mean "
+              f"of {len(reports)} seed(s): "
+              f"{_figure(row['steady_images_per_second'], '.0f')} img/s from epoch 2, "
+              f"{_figure(row['train_only_seconds'], '.1f')}s of training "
+              f"({_figure(row['fit_seconds'], '.1f')}s for the whole fit) for {epochs} "
+              f"epochs, final {_figure(row['final_accuracy'], '.4f')} (TTA "
+              f"{_figure(row['final_accuracy_tta'], '.4f')})")
+    reference = summary.get("reference")
+    for role in ("project", "compare"):
+        row = summary.get(role)
+        if not row or not reference:
+            continue
+        if row["steady_images_per_second"] and reference["steady_images_per_second"]:
+            row["images_per_second_ratio"] = round(
+                row["steady_images_per_second"] / reference["steady_images_per_second"], 3)
+        if row["final_accuracy"] is not None and reference["final_accuracy"] is not None:
+            row["accuracy_points"] = round(
+                100 * (row["final_accuracy"] - reference["final_accuracy"]), 2)
+        print(f"{role} / reference: {_figure(row.get('images_per_second_ratio'), '.2f')}x "
+              f"the images/s (goal >= {GOALS['images_per_second_ratio']}x), "
+              f"{_figure(row.get('accuracy_points'), '+.2f')} accuracy points (goal within "
+              f"{GOALS['accuracy_points']})")
+    project_runs = [run["project"] for run in runs if run.get("project")]
+    if project_runs and "H100" in project_runs[0]["device"] and summary["project"]["fit_seconds"]:
+        print(f"{epochs} epochs in {summary['project']['fit_seconds']:.1f}s on the H100, "
+              f"compilation and evaluation included (goal <= {GOALS['h100_seconds']:.0f}s)")
+    return summary
+
+
+def _write(path: Optional[str], runs: list, summary: dict) -> None:
+    if path:
+        partial = f"{path}.partial"
+        with open(partial, "w") as out_file:
+            json.dump({"runs": runs, "summary": summary}, out_file, indent=1)
+        os.replace(partial, path)
 
 
 def main() -> None:
@@ -172,72 +245,73 @@ def main() -> None:
     parser.add_argument("--torch-python", default=sys.executable,
                         help="an interpreter with PyTorch for the reference (default: this one)")
     parser.add_argument("--no-reference", action="store_true")
-    parser.add_argument("--out", help="write the reports and the summary as JSON here")
+    parser.add_argument("--initializer", default=TRAINING_DEFAULTS.kernel_initializer,
+                        help="the project's kernel initializer on every seed")
+    parser.add_argument("--compare-initializer", default="he_uniform",
+                        help="also trained on the run's first seed, after the project and "
+                             "the reference ('': none)")
+    parser.add_argument("--decoded-cache",
+                        default=os.path.join(tempfile.gettempdir(), "cifar10-recipe-decoded"),
+                        help="where the decoded images are kept for the child processes "
+                             "and later runs")
+    parser.add_argument("--out", help="the reports and the summary as JSON, rewritten as "
+                                      "each training ends")
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-initializer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_seed is not None:
         args.seed = args.child_seed
         print(json.dumps(_keras_child(args)), flush=True)
         return
 
+    sys.path.insert(0, BENCHMARKS)
+    import recipe_data
+
+    started = time.monotonic()
+    data = recipe_data.decode_once(args.data, args.train_limit, args.test_limit,
+                                   args.decoded_cache)
+    print(f"data: {data} ({time.monotonic() - started:.1f}s to decode or find)",
+          file=sys.stderr, flush=True)
     backend = _backend() if args.backend == "auto" else args.backend
-    shared = ["--data", args.data, "--epochs", str(args.epochs),
+    shared = ["--data", data, "--epochs", str(args.epochs),
               "--target-accuracy", str(args.target_accuracy)]
-    for flag, value in (("--train-limit", args.train_limit), ("--test-limit", args.test_limit)):
-        if value is not None:
-            shared += [flag, str(value)]
     knots = ",".join(str(k) for k in _knots(args.epochs))
+    values = ",".join(str(v) for v in TRAINING_DEFAULTS.lr_values)
+    keras_environment = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+                         "PYTHONUNBUFFERED": "1"}
     runs = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        print(f"seed {seed}: the project's trainer (Keras, {backend} backend)", file=sys.stderr)
-        project = _run_child([sys.executable, __file__, *shared, "--child-seed", str(seed)],
-                             {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-                              "PYTHONUNBUFFERED": "1"})
-        print(_line("project", project), flush=True)
-        reference = None
+
+    def project(seed: int, initializer: str) -> dict:
+        print(f"seed {seed}: the project's trainer (Keras, {backend} backend, "
+              f"{initializer})", file=sys.stderr)
+        return _run_child([sys.executable, __file__, *shared, "--child-seed", str(seed),
+                           "--child-initializer", initializer], keras_environment)
+
+    # The first minutes answer the main question: the project at its defaults beside
+    # the reference on the first seed; the other initializer, then more seeds, follow.
+    for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
+        run = {"seed": seed, "project": project(seed, args.initializer), "reference": None}
+        runs.append(run)
+        print(_line("project", run["project"]), flush=True)
+        _write(args.out, runs, {})
         if not args.no_reference:
             print(f"seed {seed}: the PyTorch reference", file=sys.stderr)
-            reference = _run_child([args.torch_python,
-                                    os.path.join(BENCHMARKS, "torch_resnet9_train.py"), *shared,
-                                    "--seed", str(seed), "--lr-knots", knots],
-                                   {"PYTHONUNBUFFERED": "1"})
-            print(_line("reference", reference), flush=True)
-        runs.append({"seed": seed, "project": project, "reference": reference})
-
-    projects = [run["project"] for run in runs]
-    summary = {"seeds": len(runs),
-               "project_images_per_second": _mean(projects, "steady_images_per_second"),
-               "project_fit_seconds": _mean(projects, "fit_seconds"),
-               "project_final_accuracy_tta": _mean(projects, "final_accuracy_tta"),
-               "project_final_accuracy": _mean(projects, "final_accuracy"),
-               "project_train_only_seconds": _mean(projects, "train_only_seconds")}
-    print(f"\nproject, mean of {len(runs)} seed(s): {summary['project_images_per_second']:.0f} "
-          f"img/s, {summary['project_train_only_seconds']:.1f}s of training "
-          f"({summary['project_fit_seconds']:.1f}s for the whole fit) for "
-          f"{args.epochs} epochs, final {summary['project_final_accuracy']:.4f} "
-          f"(TTA {summary['project_final_accuracy_tta']:.4f})")
-    references = [run["reference"] for run in runs if run["reference"]]
-    if references:
-        ratio = summary["project_images_per_second"] / _mean(references,
-                                                             "steady_images_per_second")
-        points = 100 * (summary["project_final_accuracy"] - _mean(references, "final_accuracy"))
-        summary.update(reference_images_per_second=_mean(references,
-                                                         "steady_images_per_second"),
-                       reference_final_accuracy=_mean(references, "final_accuracy"),
-                       reference_final_accuracy_tta=_mean(references, "final_accuracy_tta"),
-                       images_per_second_ratio=round(ratio, 3), accuracy_points=round(points, 2))
-        print(f"reference, mean: {summary['reference_images_per_second']:.0f} img/s, final "
-              f"{summary['reference_final_accuracy']:.4f} (TTA "
-              f"{summary['reference_final_accuracy_tta']:.4f})")
-        print(f"project / reference: {ratio:.2f}x the images/s (goal >= "
-              f"{GOALS['images_per_second_ratio']}x), {points:+.2f} accuracy points (goal within "
-              f"{GOALS['accuracy_points']})")
-    if "H100" in projects[0]["device"]:
-        print(f"24 epochs in {summary['project_fit_seconds']:.1f}s on the H100, compilation "
-              f"and evaluation included (goal <= {GOALS['h100_seconds']:.0f}s)")
-    if args.out:
-        with open(args.out, "w") as out_file:
-            json.dump({"runs": runs, "summary": summary}, out_file, indent=1)
+            run["reference"] = _run_child(
+                [args.torch_python, os.path.join(BENCHMARKS, "torch_resnet9_train.py"),
+                 *shared, "--seed", str(seed), "--lr-knots", knots, "--lr-values", values],
+                {"PYTHONUNBUFFERED": "1"})
+            run["reference"]["initializer"] = "pytorch default"
+            print(_line("reference", run["reference"]), flush=True)
+            _write(args.out, runs, {})
+        if index == 0 and args.compare_initializer and \
+                args.compare_initializer != args.initializer:
+            run["compare"] = project(seed, args.compare_initializer)
+            print(_line("compare", run["compare"]), flush=True)
+            _write(args.out, runs, {})
+        print(file=sys.stderr)
+        _write(args.out, runs, summarize(runs, args.epochs))
+    print()
+    summarize(runs, args.epochs)
 
 
 if __name__ == "__main__":
