@@ -138,12 +138,16 @@ def _fit_with_jax(hparams, data) -> tuple:
     return model, history.history, metrics
 
 
-def _run_child(command: list, environment: dict) -> dict:
+def _run_child(command: list, environment: dict) -> Optional[dict]:
+    """The child's JSON report, or None when it failed (said on stderr): the trainings
+    after it still run, since a GPU machine's minutes are few."""
     started = time.monotonic()
     result = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, **environment},
                             stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])}... failed (exit {result.returncode})")
+        print(f"{' '.join(command[:3])}... failed (exit {result.returncode}); going on",
+              file=sys.stderr, flush=True)
+        return None
     report = json.loads(result.stdout.strip().splitlines()[-1])
     report["wall_seconds"] = round(time.monotonic() - started, 1)
     return report
@@ -178,13 +182,15 @@ def _mean(reports: list, key: str) -> Optional[float]:
     return statistics.mean(values) if values else None
 
 
-def _figure(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def _figure(value, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None else format(value, spec) + unit
 
 
-def summarize(runs: list, epochs: int) -> dict:
+def summarize(runs: list, epochs: int, show: bool = True) -> dict:
     """Means per trainer over the seeds that finished, ratios against the reference,
-    and the goals, printed; whatever is there (a run cut short, a 1-epoch run)."""
+    and the goals (printed when `show`); whatever is there (a run cut short, a 1-epoch
+    run)."""
+    print_line = print if show else (lambda *args, **kwargs: None)
     summary = {"seeds": len(runs)}
     for role in ("project", "reference", "compare"):
         reports = [run[role] for run in runs if run.get(role)]
@@ -195,13 +201,13 @@ def summarize(runs: list, epochs: int) -> dict:
                    "steady_images_per_second", "fit_seconds", "train_only_seconds",
                    "final_accuracy", "final_accuracy_tta")}}
         summary[role] = row
-        print(f"{role}{' (' + row['initializer'] + ')' if row['initializer'] else ''}, mean "
-              f"of {len(reports)} seed(s): "
-              f"{_figure(row['steady_images_per_second'], '.0f')} img/s from epoch 2, "
-              f"{_figure(row['train_only_seconds'], '.1f')}s of training "
-              f"({_figure(row['fit_seconds'], '.1f')}s for the whole fit) for {epochs} "
-              f"epochs, final {_figure(row['final_accuracy'], '.4f')} (TTA "
-              f"{_figure(row['final_accuracy_tta'], '.4f')})")
+        name = f"{role} ({row['initializer']})" if row["initializer"] else role
+        print_line(f"{name}, mean of {len(reports)} seed(s): "
+                   f"{_figure(row['steady_images_per_second'], '.0f')} img/s from epoch 2, "
+                   f"{_figure(row['train_only_seconds'], '.1f', 's')} of training "
+                   f"({_figure(row['fit_seconds'], '.1f', 's')} for the whole fit) for "
+                   f"{epochs} epochs, final {_figure(row['final_accuracy'], '.4f')} (TTA "
+                   f"{_figure(row['final_accuracy_tta'], '.4f')})")
     reference = summary.get("reference")
     for role in ("project", "compare"):
         row = summary.get(role)
@@ -213,14 +219,17 @@ def summarize(runs: list, epochs: int) -> dict:
         if row["final_accuracy"] is not None and reference["final_accuracy"] is not None:
             row["accuracy_points"] = round(
                 100 * (row["final_accuracy"] - reference["final_accuracy"]), 2)
-        print(f"{role} / reference: {_figure(row.get('images_per_second_ratio'), '.2f')}x "
-              f"the images/s (goal >= {GOALS['images_per_second_ratio']}x), "
-              f"{_figure(row.get('accuracy_points'), '+.2f')} accuracy points (goal within "
-              f"{GOALS['accuracy_points']})")
+        print_line(f"{role} / reference: "
+                   f"{_figure(row.get('images_per_second_ratio'), '.2f', 'x')} the images/s "
+                   f"(goal >= {GOALS['images_per_second_ratio']}x), "
+                   f"{_figure(row.get('accuracy_points'), '+.2f')} accuracy points (goal "
+                   f"within {GOALS['accuracy_points']})")
     project_runs = [run["project"] for run in runs if run.get("project")]
-    if project_runs and "H100" in project_runs[0]["device"] and summary["project"]["fit_seconds"]:
-        print(f"{epochs} epochs in {summary['project']['fit_seconds']:.1f}s on the H100, "
-              f"compilation and evaluation included (goal <= {GOALS['h100_seconds']:.0f}s)")
+    if project_runs and "H100" in project_runs[0]["device"] and \
+            summary["project"]["fit_seconds"]:
+        print_line(f"{epochs} epochs in {summary['project']['fit_seconds']:.1f}s on the "
+                   f"H100, compilation and evaluation included (goal <= "
+                   f"{GOALS['h100_seconds']:.0f}s)")
     return summary
 
 
@@ -292,7 +301,8 @@ def main() -> None:
     for index, seed in enumerate(int(s) for s in args.seeds.split(",")):
         run = {"seed": seed, "project": project(seed, args.initializer), "reference": None}
         runs.append(run)
-        print(_line("project", run["project"]), flush=True)
+        if run["project"]:
+            print(_line("project", run["project"]), flush=True)
         _write(args.out, runs, {})
         if not args.no_reference:
             print(f"seed {seed}: the PyTorch reference", file=sys.stderr)
@@ -300,16 +310,18 @@ def main() -> None:
                 [args.torch_python, os.path.join(BENCHMARKS, "torch_resnet9_train.py"),
                  *shared, "--seed", str(seed), "--lr-knots", knots, "--lr-values", values],
                 {"PYTHONUNBUFFERED": "1"})
-            run["reference"]["initializer"] = "pytorch default"
-            print(_line("reference", run["reference"]), flush=True)
+            if run["reference"]:
+                run["reference"]["initializer"] = "pytorch default"
+                print(_line("reference", run["reference"]), flush=True)
             _write(args.out, runs, {})
         if index == 0 and args.compare_initializer and \
                 args.compare_initializer != args.initializer:
             run["compare"] = project(seed, args.compare_initializer)
-            print(_line("compare", run["compare"]), flush=True)
+            if run["compare"]:
+                print(_line("compare", run["compare"]), flush=True)
             _write(args.out, runs, {})
         print(file=sys.stderr)
-        _write(args.out, runs, summarize(runs, args.epochs))
+        _write(args.out, runs, summarize(runs, args.epochs, show=False))
     print()
     summarize(runs, args.epochs)
 
