@@ -1,6 +1,11 @@
 """The reference point for training throughput: a plain PyTorch ResNet9 training step
 (the same layer list as components/training/models/resnet9.py; SGD Nesterov with weight decay;
-no augmentation) on random data, on this machine's CPU.
+no augmentation) on random data, on this machine's CPU, in each of PyTorch's CPU settings:
+- `float32`;
+- `channels_last` (NHWC memory format, which oneDNN's convolutions prefer);
+- `bf16` and `bf16_channels_last` (bfloat16 autocast), where the CPU has bfloat16
+  instructions (avx512_bf16 or AMX in /proc/cpuinfo).
+The fastest of them is PyTorch at its best on this CPU: the reference to beat.
 
 Run by benchmarks/train_throughput.py under an interpreter that has PyTorch
 (`--torch-python`), so both figures come from the same run. Prints one JSON line.
@@ -45,25 +50,32 @@ def resnet9(torch, torch_nn):
         torch_nn.Linear(512, 10, bias=False), Scale())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=6)
-    args = parser.parse_args()
-    import torch
-    from torch import nn
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
+
+def images_per_second(torch, nn, batch_size: int, steps: int, channels_last: bool,
+                      bf16: bool) -> float:
     torch.manual_seed(0)
-    model = resnet9(torch, nn)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = resnet9(torch, nn).to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                                 weight_decay=5e-4)
-    images = torch.randn(args.batch_size, 3, 32, 32)
-    labels = torch.randint(0, 10, (args.batch_size,))
+    images = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, 10, (batch_size,))
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
         optimizer.zero_grad()
-        loss_fn(model(images), labels).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(images).float(), labels)
+        loss.backward()
         optimizer.step()
 
     for _ in range(2):  # warm-up
@@ -72,13 +84,31 @@ def main() -> None:
     rounds = []
     for _ in range(3):
         started = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(steps):
             step()
         rounds.append(time.perf_counter() - started)
-    seconds = sorted(rounds)[1]
+    return round(batch_size * steps / sorted(rounds)[1], 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=6)
+    args = parser.parse_args()
+    import torch
+    from torch import nn
+
+    settings = {"float32": (False, False), "channels_last": (True, False)}
+    if cpu_has_bf16():
+        settings.update(bf16=(False, True), bf16_channels_last=(True, True))
+    rates = {name: images_per_second(torch, nn, args.batch_size, args.steps, *setting)
+             for name, setting in settings.items()}
+    best = max(rates, key=rates.get)
     print(json.dumps({"framework": f"pytorch {torch.__version__}",
                       "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-                      "images_per_second": round(args.batch_size * args.steps / seconds, 1)}))
+                      "settings": rates, "best_setting": best,
+                      "images_per_second": rates[best],
+                      "float32_images_per_second": rates["float32"]}))
 
 
 if __name__ == "__main__":
