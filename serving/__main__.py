@@ -213,7 +213,8 @@ def _check(args) -> int:
             failed += 1
             fix = (f"python -m serving reexport --model-base-path {args.model_base_path} "
                    f"--version {version}" if version is not None else
-                   "re-export it (README: \"Served models and TF Serving\")")
+                   "copy it under a model base path as a version and run `python -m "
+                   "serving reexport` on it")
             if args.json:
                 print(json.dumps({"version": version, "path": path, "ok": False,
                                   "error": str(error), "fix": fix}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 # TF Serving answers a REST error with the HTTP status of its canonical code.
@@ -41,3 +43,12 @@ def invalid(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
     return ServingError("NOT_FOUND", message)
+
+
+def root_cause(message: str) -> str:
+    """The line of a TensorFlow error that says what was wrong, without the graph
+    execution preamble and node names (eager calls and TF1 `Session.run` alike)."""
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line[0].isspace()
+             and not line.startswith(("Graph execution error", "Detected at node", "<stack"))]
+    return re.sub(r"\s*\[Op:[^]]*\]$", "", lines[-1]) if lines else message.strip()

@@ -8,7 +8,6 @@ image that is not 32x32) comes back as INVALID_ARGUMENT with TensorFlow's messag
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -17,7 +16,7 @@ import tensorflow as tf
 
 from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE,
                                  PROBABILITIES_OUTPUT)
-from serving.errors import invalid
+from serving.errors import invalid, root_cause
 from serving.limits import Limits
 from serving.model_store import LoadedVersion
 
@@ -58,15 +57,6 @@ def _as_tensor(name: str, value, spec: tf.TensorSpec) -> tf.Tensor:
     return tensor
 
 
-def _root_cause(message: str) -> str:
-    """The line of a TensorFlow error that says what was wrong, without the graph
-    execution preamble and node names."""
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line[0].isspace()
-             and not line.startswith(("Graph execution error", "Detected at node", "<stack"))]
-    return re.sub(r"\s*\[Op:[^]]*\]$", "", lines[-1]) if lines else message.strip()
-
-
 def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
         output_filter: Sequence[str] = (), limits: Optional[Limits] = None,
         slots: Optional[threading.Semaphore] = None) -> Tuple[str, Dict[str, np.ndarray]]:
@@ -93,7 +83,7 @@ def run(loaded: LoadedVersion, signature_name: str, inputs: Dict[str, object],
             outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError) as error:
         raise invalid(f"signature {name!r} rejected the input: "
-                      f"{_root_cause(getattr(error, 'message', str(error)))}") from None
+                      f"{root_cause(getattr(error, 'message', str(error)))}") from None
     if output_filter:
         unknown_outputs = sorted(set(output_filter) - set(outputs))
         if unknown_outputs:

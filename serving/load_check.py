@@ -22,7 +22,6 @@ and fail every request in TF Serving: a Keras 3 model saved as an attribute of a
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 import time
 from typing import Dict, List, Optional
@@ -32,6 +31,7 @@ from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES_OUTPUT, DEFAULT_S
                                  IMAGES_INPUT, PIXELS_INPUT, PIXELS_SIGNATURE,
                                  PROBABILITIES_OUTPUT)
 from serving import warmup
+from serving.errors import root_cause
 
 # What TF Serving's SavedModel bundle loads: the MetaGraph tagged "serve".
 SERVE_TAG = "serve"
@@ -128,15 +128,7 @@ class _SessionModel:
 
 
 def _root_cause(error: Exception) -> str:
-    """The line of a TensorFlow error that says what was wrong, without the graph
-    execution preamble, node names and the Python stack TF1 sessions append."""
-    message = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line[0].isspace() and not line.startswith(
-                 ("Graph execution error", "Detected at node", "<stack", "Original stack",
-                  "Errors may have originated", "[[", "File "))]
-    cause = lines[0] if lines else message.strip()
-    return re.sub(r"\s*\[\[.*$", "", cause)
+    return root_cause(getattr(error, "message", None) or str(error))
 
 
 def _replay_warmup(model: _SessionModel, path: str, requests: list,
