@@ -5,6 +5,10 @@ order with TFX's own component lines, under `python -m pipeline`, in an Airflow 
 log and in a test's captured output alike. A transfer (a download) rewrites one line
 on standard error instead, so that a log file does not fill with percentages.
 The stream is looked up at call time: tests and callers that redirect stdout see it.
+
+`python -m pipeline run` sends the process's whole output (TensorFlow's C++ logs, the
+Beam workers', Python warnings) to its log file and asks for these lines to be
+echoed on the terminal as well (`echo_to`): they are the console.
 """
 
 from __future__ import annotations
@@ -13,9 +17,22 @@ import sys
 import time
 from typing import Optional, TextIO
 
+# Where lines written to standard output are echoed too (the terminal of a run whose
+# standard output is its log file); None: nowhere.
+_echo: Optional[TextIO] = None
+
+
+def echo_to(stream: Optional[TextIO]) -> None:
+    """Echoes every later line meant for standard output to `stream` too (None: stop)."""
+    global _echo
+    _echo = stream
+
 
 def report(message: str, stream: Optional[TextIO] = None) -> None:
-    print(message, file=stream or sys.stdout, flush=True)
+    target = stream or sys.stdout
+    print(message, file=target, flush=True)
+    if _echo is not None and target is sys.stdout:
+        print(message, file=_echo, flush=True)
 
 
 def transfer(label: str, done_bytes: int, total_bytes: Optional[int], started: float,
@@ -30,4 +47,7 @@ def transfer(label: str, done_bytes: int, total_bytes: Optional[int], started: f
                  f"{rate / 2**20:.1f} MiB/s, ETA {eta:.0f} s)")
     else:
         line += f" MiB ({rate / 2**20:.1f} MiB/s)"
-    print(f"\r{line}", end="\n" if finished else "", file=sys.stderr, flush=True)
+    # On the terminal even when standard error is a run's log file.
+    print(f"\r{line}", end="\n" if finished else "", file=_echo or sys.stderr, flush=True)
+    if finished and _echo is not None:
+        print(line, file=sys.stderr, flush=True)

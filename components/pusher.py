@@ -16,6 +16,7 @@ import os
 import time
 from typing import Optional
 
+from absl import logging
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
@@ -24,7 +25,6 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import progress
 from components.contract import ALREADY_PUSHED_AS_PROPERTY, ready_versions
 
 
@@ -70,8 +70,8 @@ class Executor(pusher_executor.Executor):
                     output_dict[standard_component_specs.PUSHED_MODEL_KEY])
                 self._MarkNotPushed(model_push)
                 model_push.set_string_custom_property(ALREADY_PUSHED_AS_PROPERTY, existing)
-                progress.report(f"Pusher: the model already is version {existing} under "
-                                f"{base_directory}; not pushed again")
+                logging.info(f"Pusher: the model already is version {existing} under "
+                             f"{base_directory}; not pushed again")
                 return
             # The standard executor names the version after the current second.
             while fileio.exists(os.path.join(base_directory, str(int(time.time())))):

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 
+from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
@@ -71,9 +72,9 @@ def ServingLoadCheck(  # noqa: N802 (a TFX component is named like a class)
     io_utils.write_string_file(os.path.join(infra_blessing.uri, marker), "")
     infra_blessing.set_int_custom_property(INFRA_BLESSED_PROPERTY, int(verdict["ok"]))
     if verdict["ok"]:
-        progress.report(f"ServingLoadCheck: {marker}; TF Serving's loader ran it in "
-                        f"{verdict['seconds']:.1f} s ({verdict['warmup_requests']} warmup "
-                        f"requests, signatures {', '.join(verdict['signatures'])})")
+        logging.info("ServingLoadCheck: %s; TF Serving's loader ran it in %.1f s (%d warmup "
+                     "requests, signatures %s)", marker, verdict["seconds"],
+                     verdict["warmup_requests"], ", ".join(verdict["signatures"]))
     else:
         progress.report(f"ServingLoadCheck: {marker}, the model will not be pushed: "
                         f"{verdict['error']}")

@@ -20,15 +20,18 @@ import os
 import re
 import sys
 import time
+import traceback
 import warnings
 from typing import Optional
 
 # Nothing imported here imports TensorFlow: its runtime settings depend on the config
 # (training.device) and must be in the environment before it loads.
 import pipeline_config
+from components import progress
 from components.data.cifar10_format import Cifar10DataError
 from components.training import runtime
 from pipeline.run_lock import RunLockedError
+from pipeline.run_log import RunLog
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="NODE", help="run only NODE and its ancestors, e.g. Transform")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="SECTION.FIELD=VALUE", help="override a config field")
+    run.add_argument("--verbose", action="store_true",
+                     help="everything on the console (TensorFlow's, TFX's and Beam's logs "
+                     "too) instead of <output dir>/logs/<run id>.log")
+    run.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                     help="how often a running component says it is alive (default 30)")
     evaluate = commands.add_parser(
         "evaluate", help="accuracy and per-class table of an exported model on a test split")
     evaluate.add_argument("--model", required=True,
@@ -83,28 +91,12 @@ def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
     return pipeline_config.with_beam_args(config, beam_args)
 
 
-# LocalDagRunner says "Component X is running.", BeamDagRunner "node X is running.".
-_PROGRESS_LINE = re.compile(r"(Component|node) \S+ is (running|finished)|failed", re.I)
-
-
-# Warnings TFX repeats on every run that call for no action: a query option of the
-# blessed-model resolver that the local orchestrator does not support; the resolver
-# still returns the last blessed model (tests/pipeline/test_pipeline_e2e.py checks it).
-_NOISE = ("ArtifactQuery.property_predicate is not supported",
-          # A partial run (span ingestion, --to-node) with no earlier run to link to.
-          "new pipeline run context")
-
-
-def _quiet_logs() -> None:
-    """Keeps TFX's per-component progress lines and errors, drops the rest."""
+def _log_everything() -> None:
+    """absl (TFX's logging) at INFO: TFX's component lines drive the console's
+    (pipeline/component_lines.py), and the log file keeps the rest."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import absl.logging
     absl.logging.set_verbosity(absl.logging.INFO)
-    # A logger-level filter: TFX's records reach whichever handler Beam installs too.
-    logging.getLogger("absl").addFilter(
-        lambda record: (record.levelno >= logging.WARNING
-                        and not any(noise in record.getMessage() for noise in _NOISE))
-        or bool(_PROGRESS_LINE.search(record.getMessage())))
 
 
 def _evaluate(args, extra_args) -> int:
@@ -124,8 +116,8 @@ def _evaluate(args, extra_args) -> int:
     return 0
 
 
-def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
-                  ) -> Optional[str]:
+def _write_report(config, run_summary: dict, started_ms: Optional[int],
+                  console: "Console") -> Optional[str]:
     """Writes the latest run's report (only a run started at or after `started_ms`)
     and adds its path to `run_summary`. A failure to write it is printed and never
     changes the run's exit status."""
@@ -134,8 +126,8 @@ def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
         index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
                              config.output_dir, config.profile, started_ms)
     except Exception as error:  # the run's own outcome matters more than its report
-        print(f"warning: the run report was not written: {type(error).__name__}: {error}",
-              file=sys.stderr)
+        console.error(f"warning: the run report was not written: "
+                      f"{type(error).__name__}: {error}")
         return None
     if index:
         run_summary["report"] = index
@@ -206,7 +198,7 @@ def main(argv=None) -> int:
     # supports nothing newer, so the dozens of lines carry no information.
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     args, beam_args = _parser().parse_known_args(argv)
-    _quiet_logs()
+    _log_everything()
     if args.command == "evaluate":
         runtime.prepare_tensorflow()
         return _evaluate(args, beam_args)
@@ -221,41 +213,112 @@ def main(argv=None) -> int:
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.verbose:
+        return _run(config, args, Console(sys.stdout, sys.stderr))
+    with RunLog() as run_log:
+        status = _run(config, args, Console(run_log.console, run_log.errors, run_log))
+        if not run_log.settled and status in (0, 2, 3):
+            os.remove(run_log.path)  # refused before it began: nothing to keep
+        elif not run_log.settled:
+            print(f"The whole output is in {run_log.path}", file=run_log.errors)
+    return status
+
+
+class Console:
+    """Where the run's own lines go: the terminal, and the log file beside it when
+    there is one (`run_log`)."""
+
+    def __init__(self, out, errors, run_log: Optional[RunLog] = None) -> None:
+        self.out, self.errors, self.run_log = out, errors, run_log
+
+    def error(self, message: str) -> None:
+        print(message, file=self.errors, flush=True)
+        if self.run_log is not None:
+            print(message, file=sys.stderr, flush=True)
+
+    def start_log(self, output_dir: str) -> None:
+        """Moves the log into the output directory, now that the run begins."""
+        if self.run_log is not None:
+            path = self.run_log.settle(output_dir)
+            progress.report(f"Log: {path} (everything: TensorFlow, TFX, Beam workers)")
+
+    def name_log_after(self, report_index: Optional[str], run_summary: dict) -> None:
+        """Names the log as the run's report folder (its run id) and adds its path to
+        the summary."""
+        if self.run_log is None:
+            return
+        if report_index:
+            self.run_log.name_after(os.path.basename(os.path.dirname(report_index)))
+        run_summary["log"] = self.run_log.path
+
+    def print_report(self, run_summary: dict) -> None:
+        from pipeline import summary
+        if self.run_log is not None:  # the log keeps the whole report
+            summary.print_report(run_summary, sys.stdout)
+        summary.print_report(run_summary, self.out, artifacts=self.run_log is None)
+
+
+def _run(config, args, console: Console) -> int:
+    """Runs the pipeline; returns the exit status."""
+    from pipeline.component_lines import ComponentLines, duration
+
     runtime.prepare_tensorflow(config.training.device)
     from components.training.device import TrainingDeviceError
     from pipeline import local_runner
     started_ms = int(time.time() * 1000)
+    lines = ComponentLines(os.path.abspath(config.metadata_path), config.pipeline_name,
+                           config.pipeline_root, args.progress_every)
+    logging.getLogger("absl").addHandler(lines)
     try:
-        run_summary = local_runner.run(config, args.to_nodes)
+        run_summary = local_runner.run(config, args.to_nodes,
+                                       on_start=lambda: console.start_log(config.output_dir))
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        console.error(f"error: {error}")
         return 2
     except RunLockedError as error:
-        print(f"error: {error}", file=sys.stderr)
+        console.error(f"error: {error}")
         return 3
-    except Exception as error:  # a component failed: TFX has logged the traceback
+    except Exception as error:  # a component failed
+        traceback.print_exc()  # into the log (the console under --verbose)
         from components.validation.data_gate import stopped_by_data_gate
         if stopped_by_data_gate(error):
-            from pipeline import summary
-            try:
-                blocked = summary.run_report(os.path.abspath(config.metadata_path),
-                                             config.pipeline_name)
-                _write_report(config, blocked, started_ms)
-                summary.print_report(blocked)
-            except Exception as report_error:  # the exit status must still say why
-                print(f"warning: the run summary could not be read: "
-                      f"{type(report_error).__name__}: {report_error}", file=sys.stderr)
-            print(f"error: data validation stopped the run: {error}", file=sys.stderr)
-            return EXIT_DATA_ANOMALIES
-        print(f"error: pipeline failed: {type(error).__name__}: {error}", file=sys.stderr)
-        index = _write_report(config, {}, started_ms)
+            return _stopped_by_data_gate(config, error, console, started_ms)
+        failed = lines.running()
+        for node, seconds in failed.items():
+            progress.report(f"{node}: FAILED after {duration(seconds)}")
+        console.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}: "
+                      f"{type(error).__name__}: {error}")
+        index = _write_report(config, {}, started_ms, console)
+        failure = {}
+        console.name_log_after(index, failure)
         if index:
-            print(f"Report: {index}")
+            print(f"Report: {index}", file=console.out)
+        if "log" in failure:
+            console.error(f"The traceback and the whole output: {failure['log']}")
         return 1
-    from pipeline import summary
-    _write_report(config, run_summary, started_ms)
-    summary.print_report(run_summary)
+    finally:
+        logging.getLogger("absl").removeHandler(lines)
+        lines.close()
+    index = _write_report(config, run_summary, started_ms, console)
+    console.name_log_after(index, run_summary)
+    console.print_report(run_summary)
     return 0
+
+
+def _stopped_by_data_gate(config, error, console: Console, started_ms: int) -> int:
+    from pipeline import summary
+    blocked = {}
+    try:
+        blocked = summary.run_report(os.path.abspath(config.metadata_path),
+                                     config.pipeline_name)
+        index = _write_report(config, blocked, started_ms, console)
+        console.name_log_after(index, blocked)
+        console.print_report(blocked)
+    except Exception as report_error:  # the exit status must still say why
+        console.error(f"warning: the run summary could not be read: "
+                      f"{type(report_error).__name__}: {report_error}")
+    console.error(f"error: data validation stopped the run: {error}")
+    return EXIT_DATA_ANOMALIES
 
 
 if __name__ == "__main__":

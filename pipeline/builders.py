@@ -24,7 +24,7 @@ from tfx import v1 as tfx
 
 import pipeline_config
 from components.data.source import DataSource
-from pipeline.pipeline import Ingestion, Locations, create_pipeline
+from pipeline.pipeline import EVALUATOR_ID, TRAINER_ID, Ingestion, Locations, create_pipeline
 
 
 def _create(config: pipeline_config.PipelineConfig, locations: Locations,
@@ -113,7 +113,7 @@ def kubeflow_pipeline(config: pipeline_config.PipelineConfig,
 
 
 # The components whose pods get the resources of a `kubeflow.<prefix>_*` setting.
-_KUBEFLOW_RESOURCE_SETTINGS = {"Trainer": "trainer", "Evaluator": "evaluator"}
+_KUBEFLOW_RESOURCE_SETTINGS = {TRAINER_ID: "trainer", EVALUATOR_ID: "evaluator"}
 
 
 def _kubeflow_resources(kubeflow: pipeline_config.KubeflowConfig, prefix: str):

@@ -145,11 +145,12 @@ def serving_check(components: dict) -> Optional[dict]:
 def from_run_summary(run_summary: dict) -> Optional[dict]:
     """The decision of a run whose summary (pipeline.summary.latest_run) holds an
     Evaluator, a RegressionGate and a Pusher; None when the run stopped before them."""
-    from pipeline.pipeline import REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT
+    from pipeline.pipeline import (EVALUATOR_ID, PUSHER_ID, REGRESSION_GATE_ID,
+                                   REGRESSION_GATE_OUTPUT)
 
     components = run_summary.get("components", {})
-    evaluator, gate = components.get("Evaluator"), components.get(REGRESSION_GATE_ID)
-    pusher = components.get("Pusher")
+    evaluator, gate = components.get(EVALUATOR_ID), components.get(REGRESSION_GATE_ID)
+    pusher = components.get(PUSHER_ID)
     if (not evaluator or "evaluation" not in evaluator["outputs"] or not gate
             or REGRESSION_GATE_OUTPUT not in gate["outputs"]):
         return None

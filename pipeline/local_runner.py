@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import pipeline_config
 from components import progress
@@ -90,10 +90,12 @@ def _orchestrator(name: str):
         f"orchestrator: unknown orchestrator {name!r} (known: local, beam)")
 
 
-def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) -> dict:
+def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = (),
+        on_start: Optional[Callable[[], None]] = None) -> dict:
     """Runs the pipeline (only `to_nodes` and their ancestors when given); returns the
     run summary. Raises on any failure; TrainingDeviceError before any component when
-    TensorFlow cannot train where training.device says."""
+    TensorFlow cannot train where training.device says. `on_start` is called once the
+    settings and the data are checked and the output directory's lock is taken."""
     from components.training.device import check_training_device
     check_training_device(config.training.device)
     source = resolve_source(config)
@@ -101,6 +103,8 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = ()) ->
     os.makedirs(config.output_dir, exist_ok=True)
     from pipeline import run_lock
     with run_lock.exclusive(config.output_dir, config.pipeline_name):
+        if on_start is not None:
+            on_start()
         return _run_locked(config, source, orchestrator, to_nodes)
 
 

@@ -43,6 +43,13 @@ DATA_GATE_ID = "DataGate"
 LABEL_DRIFT_ID = "LabelDriftValidator"
 REGRESSION_GATE_ID = "RegressionGate"
 SERVING_LOAD_CHECK_ID = "ServingLoadCheck"
+# TFX's own components, under their default ids.
+STATISTICS_GEN_ID = "StatisticsGen"
+EXAMPLE_VALIDATOR_ID = "ExampleValidator"
+TRANSFORM_ID = "Transform"
+TRAINER_ID = "Trainer"
+EVALUATOR_ID = "Evaluator"
+PUSHER_ID = "Pusher"
 # Output keys of the project's own components. Unique across the pipeline: Airflow's
 # launcher names an output artifact "<key>:<run id>", unique per artifact type, so a
 # second ExampleAnomalies "anomalies" or ModelBlessing "blessing" would clash.
@@ -50,7 +57,7 @@ REGRESSION_GATE_OUTPUT = "gate_blessing"
 LABEL_DRIFT_OUTPUT = "drift_anomalies"
 SERVING_LOAD_CHECK_OUTPUT = "infra_blessing"
 # The validators whose anomalies stop a run, with the output key that holds them.
-VALIDATOR_OUTPUTS = {"ExampleValidator": "anomalies", LABEL_DRIFT_ID: LABEL_DRIFT_OUTPUT}
+VALIDATOR_OUTPUTS = {EXAMPLE_VALIDATOR_ID: "anomalies", LABEL_DRIFT_ID: LABEL_DRIFT_OUTPUT}
 
 # The reviewed schema ImportSchemaGen loads unless validation.schema_file says otherwise.
 DEFAULT_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -219,7 +226,7 @@ def create_pipeline(
         custom_config={
             trainer_settings.TRAINING_KEY: dataclasses.asdict(training),
             # Backups outlive a killed execution so that its retry resumes.
-            trainer_settings.BACKUP_ROOT_KEY: os.path.join(locations.pipeline_root, "Trainer",
+            trainer_settings.BACKUP_ROOT_KEY: os.path.join(locations.pipeline_root, TRAINER_ID,
                                                          "backup"),
             # A path, not the resolver's Model artifact: as an input the last blessed
             # model would change after every push and make the next run retrain.

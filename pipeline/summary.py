@@ -119,14 +119,14 @@ def run_report(metadata_path: str, pipeline_name: str) -> dict:
 
     report = latest_run(metadata_path, pipeline_name) or {}
     found = []
-    from pipeline.pipeline import VALIDATOR_OUTPUTS
+    from pipeline.pipeline import EXAMPLE_VALIDATOR_ID, VALIDATOR_OUTPUTS
 
     for validator, output_key in VALIDATOR_OUTPUTS.items():
         outputs = report.get("components", {}).get(validator, {}).get("outputs", {})
         if output_key in outputs:
             found += [{"validator": validator, **anomaly}
                       for anomaly in anomalies.describe(outputs[output_key])]
-    if "ExampleValidator" in report.get("components", {}):
+    if EXAMPLE_VALIDATOR_ID in report.get("components", {}):
         report["anomalies"] = found
     model_decision = decision.from_run_summary(report)
     if model_decision is not None:
@@ -134,16 +134,19 @@ def run_report(metadata_path: str, pipeline_name: str) -> dict:
     return report
 
 
-def print_report(run_summary: dict, stream=None) -> None:
-    """Where every artifact is, what was decided, and the summary as one JSON line."""
+def print_report(run_summary: dict, stream=None, artifacts: bool = True) -> None:
+    """Where every artifact is (unless `artifacts` is false: the console of a run with
+    a log file leaves the list to the log and the report), what was decided, and the
+    summary as one JSON line."""
     from pipeline import decision
 
     stream = stream or sys.stdout
-    print("\nArtifacts of this run:", file=stream)
-    for component, details in run_summary.get("components", {}).items():
-        print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
-        for key, uri in details["outputs"].items():
-            print(f"    {key}: {uri}", file=stream)
+    if artifacts:
+        print("\nArtifacts of this run:", file=stream)
+        for component, details in run_summary.get("components", {}).items():
+            print(f"  {component} [{details['state']}, {details['seconds']} s]", file=stream)
+            for key, uri in details["outputs"].items():
+                print(f"    {key}: {uri}", file=stream)
     if "anomalies" in run_summary:
         print(f"\nData validation: {len(run_summary['anomalies']) or 'no'} anomalies",
               file=stream)
@@ -155,4 +158,6 @@ def print_report(run_summary: dict, stream=None) -> None:
         decision.print_decision(run_summary["decision"], stream)
     if "report" in run_summary:
         print(f"Report: {run_summary['report']}", file=stream)
+    if "log" in run_summary:
+        print(f"Log: {run_summary['log']}", file=stream)
     print(json.dumps(run_summary, sort_keys=True), file=stream, flush=True)

@@ -182,10 +182,11 @@ def _check(args) -> int:
     import json
 
     from components.contract import ready_versions
+    from serving import quiet_import
     from serving.load_check import LoadCheckError, check_version
 
+    tf = quiet_import.tensorflow()
     if args.model_dir:
-        import tensorflow as tf
 
         if not tf.io.gfile.isdir(args.model_dir):  # a remote model too (gs://)
             print(f"error: --model-dir {args.model_dir}: not a directory", file=sys.stderr)
@@ -236,6 +237,8 @@ def _check(args) -> int:
 
 
 def _reexport(args) -> int:
+    from serving import quiet_import
+    quiet_import.tensorflow()
     from serving.load_check import LoadCheckError
     from serving.reexport import reexport
 

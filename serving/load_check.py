@@ -22,6 +22,7 @@ and fail every request in TF Serving: a Keras 3 model saved as an attribute of a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from typing import Dict, List, Optional
@@ -37,6 +38,18 @@ from serving.errors import root_cause
 SERVE_TAG = "serve"
 # Variables named in one message at most; the count says how many more.
 _NAMED_VARIABLES = 8
+
+
+class _LoaderDeprecationNotice(logging.Filter):
+    """Drops TensorFlow's notice that its TF1 loader is deprecated: loading the way TF
+    Serving does is this module's purpose, so the notice leaves nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "(from tensorflow.python.saved_model.loader_impl) is deprecated" not in \
+            record.getMessage()
+
+
+_LOADER_DEPRECATION_NOTICE = _LoaderDeprecationNotice()
 
 
 class LoadCheckError(RuntimeError):
@@ -196,6 +209,7 @@ def check_version(path: str, slots: Optional[threading.Semaphore] = None) -> Loa
     The model runs inside one of `slots` at a time, as client requests do."""
     import tensorflow as tf
 
+    logging.getLogger("tensorflow").addFilter(_LOADER_DEPRECATION_NOTICE)
     started = time.monotonic()
     # Read eagerly, before the session's graph is the default one.
     warmup_path = warmup.warmup_file(path)

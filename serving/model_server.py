@@ -201,6 +201,8 @@ def run_tf_serving(command: List[str]) -> int:
 
 def run_embedded(settings: ServerSettings) -> int:
     """Serves until SIGINT/SIGTERM; prints where it listens."""
+    from serving import quiet_import
+    quiet_import.tensorflow()  # before the servers and the model store import it
     from serving import grpc_server, rest_server
     from components.contract import ready_versions
     from serving.metrics import ServerMetrics

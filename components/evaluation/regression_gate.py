@@ -20,6 +20,7 @@ import os
 from typing import Optional
 
 import numpy as np
+from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -28,7 +29,6 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
-from components import progress
 from components.contract import (EXAMPLES_INPUT, EXAMPLES_SIGNATURE, GATE_PREDICTIONS_FILE,
                                  GATE_RESULT_FILE, IMAGE_ID_KEY, LABEL_KEY,
                                  PROBABILITIES_OUTPUT, TEST_SPLIT)
@@ -162,7 +162,7 @@ def RegressionGate(  # noqa: N802 (a TFX component is named like a class)
         gate_blessing.set_string_custom_property(BASELINE_MODEL_PROPERTY, baseline_model.uri)
         gate_blessing.set_int_custom_property(BASELINE_MODEL_ID_PROPERTY, baseline_model.id)
     comparison = result["comparison"]
-    progress.report(
+    logging.info(
         f"RegressionGate: {verdict}; accuracy {result['candidate']['accuracy']:.2%}"
         + (f", baseline {comparison['baseline_accuracy']:.2%} (candidate alone right on "
            f"{comparison['candidate_only_correct']}, baseline alone on "

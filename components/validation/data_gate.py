@@ -16,6 +16,7 @@ that break the schema (`offending_examples`).
 import io
 from typing import Iterable, List
 
+from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
@@ -142,7 +143,7 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
     if drift_anomalies is not None:
         lines += describe_anomalies(anomaly_reader.describe(drift_anomalies.uri), drift=True)
     if not lines:
-        progress.report("DataGate: no anomalies")
+        logging.info("DataGate: no anomalies")
         return
     schema_proto = read_schema(schema)
     for split in sorted({anomaly["split"] for anomaly in schema_anomalies}):

@@ -20,13 +20,13 @@ a custom property of its Examples, and StatisticsGen copies the (unset) property
 
 from typing import Callable, Dict, List, Optional
 
+from absl import logging
 from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import progress
 from components.contract import LABEL_KEY
 from components.data import spans
 from components.validation import lineage
@@ -128,7 +128,7 @@ def LabelDriftValidator(  # noqa: N802 (a TFX component is named like a class)
     from tfx.utils import writer_utils
 
     if baseline_statistics is None:
-        progress.report("LabelDriftValidator: no earlier accepted span, nothing to compare")
+        logging.info("LabelDriftValidator: no earlier accepted span, nothing to compare")
         return
     reviewed = read_schema(schema)
     baseline_splits = set(artifact_utils.decode_split_names(baseline_statistics.split_names))
@@ -145,5 +145,5 @@ def LabelDriftValidator(  # noqa: N802 (a TFX component is named like a class)
         compared.append(split)
     drift_anomalies.split_names = artifact_utils.encode_split_names(
         [f"{split}_{split}" for split in compared])
-    progress.report(f"LabelDriftValidator: compared {', '.join(compared) or 'no split'} "
-                    f"with {baseline_statistics.uri}")
+    logging.info(f"LabelDriftValidator: compared {', '.join(compared) or 'no split'} "
+                 f"with {baseline_statistics.uri}")

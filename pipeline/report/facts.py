@@ -13,16 +13,10 @@ import os
 from typing import Optional
 
 from components.contract import CLASS_NAMES, TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
-from pipeline.pipeline import (DATA_GATE_ID, EXAMPLE_GEN_ID,
+from pipeline.pipeline import (DATA_GATE_ID, EVALUATOR_ID, EXAMPLE_GEN_ID,
                                REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT,
+                               STATISTICS_GEN_ID, TRAINER_ID, TRANSFORM_ID,
                                VALIDATOR_OUTPUTS)
-
-# Node ids of TFX's components as the pipeline names them (their defaults).
-STATISTICS_GEN_ID = "StatisticsGen"
-EXAMPLE_VALIDATOR_ID = "ExampleValidator"
-TRANSFORM_ID = "Transform"
-TRAINER_ID = "Trainer"
-EVALUATOR_ID = "Evaluator"
 
 # How many of the most confidently wrong test images the page shows.
 MISTAKES_SHOWN = 24

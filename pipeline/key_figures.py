@@ -1,0 +1,112 @@
+"""The one figure worth a glance when a component finishes, read from what it wrote:
+examples per split, anomalies, accuracy, the blessing, the pushed version.
+
+A component's entry in a run summary (`pipeline.summary.latest_run`) is all it needs,
+so a cached execution shows the same figure as a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict
+
+from components.contract import TRAINING_METRICS_FILE
+from pipeline.pipeline import (EVALUATOR_ID, EXAMPLE_GEN_ID, PUSHER_ID, REGRESSION_GATE_ID,
+                               REGRESSION_GATE_OUTPUT, SERVING_LOAD_CHECK_ID,
+                               STATISTICS_GEN_ID, TRAINER_ID, VALIDATOR_OUTPUTS)
+
+
+def _per_split(counts: Dict[str, int]) -> str:
+    return ", ".join(f"{split} {count}" for split, count in counts.items())
+
+
+def _examples_written(component: dict) -> str:
+    from components.data.split_files import split_names, split_records
+
+    examples_uri = component["outputs"]["examples"]
+    counts = {split: int(split_records(examples_uri, split).reduce(0, lambda n, _: n + 1))
+              for split in split_names(examples_uri)}
+    return f"examples written: {_per_split(counts)}"
+
+
+def _statistics(component: dict) -> str:
+    from components.data.split_files import split_names, split_statistics
+
+    statistics_uri = component["outputs"]["statistics"]
+    counts = {}
+    for split in split_names(statistics_uri):
+        statistics = split_statistics(statistics_uri, split)
+        if statistics is not None and statistics.datasets:
+            counts[split] = statistics.datasets[0].num_examples
+    return f"statistics of {_per_split(counts)} examples"
+
+
+def _anomalies(output_key: str) -> Callable[[dict], str]:
+    def figure(component: dict) -> str:
+        from components.validation.anomalies import describe
+
+        found = len(describe(component["outputs"][output_key]))
+        return f"{found or 'no'} anomal{'y' if found == 1 else 'ies'}"
+    return figure
+
+
+def _training(component: dict) -> str:
+    path = os.path.join(component["outputs"]["model_run"], TRAINING_METRICS_FILE)
+    with open(path) as metrics_file:
+        metrics = json.load(metrics_file)
+    figure = f"eval accuracy {100 * metrics['eval_accuracy']:.2f}%"
+    if metrics.get("eval_accuracy_tta_flip") is not None:
+        figure += f", with flip TTA {100 * metrics['eval_accuracy_tta_flip']:.2f}%"
+    return figure
+
+
+def _evaluation(component: dict) -> str:
+    from pipeline.decision import per_class_metrics
+
+    overall, _ = per_class_metrics(component["outputs"]["evaluation"])
+    blessed = component.get("properties", {}).get("blessing", {}).get("blessed")
+    return (f"accuracy {100 * overall['accuracy']:.2f}% on {overall['example_count']} test "
+            f"images, {'BLESSED' if blessed == 1 else 'NOT BLESSED'} by TFMA's threshold")
+
+
+def _serving_check(component: dict) -> str:
+    from pipeline.decision import serving_check
+
+    check = serving_check({SERVING_LOAD_CHECK_ID: component})
+    return ("TF Serving's loader runs it" if check["ok"]
+            else f"TF Serving cannot run it: {check['detail']}")
+
+
+def _gate(component: dict) -> str:
+    from pipeline.decision import gate_result
+
+    gate = gate_result(component["outputs"][REGRESSION_GATE_OUTPUT])
+    if gate["blessed"]:
+        return "BLESSED"
+    return f"NOT BLESSED: {'; '.join(gate['reasons'])}"
+
+
+def _push(component: dict) -> str:
+    pushed = component.get("properties", {}).get("pushed_model", {})
+    return (f"pushed version {pushed.get('pushed_version')}" if pushed.get("pushed")
+            else "not pushed")
+
+
+_FIGURES: Dict[str, Callable[[dict], str]] = {
+    EXAMPLE_GEN_ID: _examples_written,
+    STATISTICS_GEN_ID: _statistics,
+    **{node: _anomalies(output_key) for node, output_key in VALIDATOR_OUTPUTS.items()},
+    TRAINER_ID: _training,
+    EVALUATOR_ID: _evaluation,
+    SERVING_LOAD_CHECK_ID: _serving_check,
+    REGRESSION_GATE_ID: _gate,
+    PUSHER_ID: _push,
+}
+
+
+def key_figure(node_id: str, component: dict) -> str:
+    """The figure for a finished component, '' when it has none or wrote nothing to
+    read it from."""
+    figure = _FIGURES.get(node_id)
+    return figure(component) if figure is not None and component.get("outputs") else ""
