@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import pytest
 
 from components.contract import SAVED_MODEL_FILE
 from components.data import cifar10_format
+from tests.support.console import library_lines, tensorflow_cpp_lines
 from tests.support.data import REPO_ROOT, write_small_dataset
 
 
@@ -65,6 +68,7 @@ def test_bad_input_exits_2_naming_the_file_and_writes_nothing(tmp_path, break_da
 
     assert result.returncode == 2, result.stderr
     assert f"error: {bad_path}" in result.stderr and problem in result.stderr
+    assert library_lines((result.stdout + result.stderr).splitlines()) == []
     assert not output_dir.exists()
 
 
@@ -78,6 +82,13 @@ def test_missing_path_and_unknown_setting_exit_2(tmp_path):
     assert result.returncode == 2 and "unknown setting 'direct_workers'" in result.stderr
 
 
+# The console of a smoke run holds about this many lines besides the alive lines.
+CONSOLE_LINES = 60
+COMPONENTS = ("Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+              "DataGate", "Transform", "Trainer", "LatestBlessedModelResolver", "Evaluator",
+              "RegressionGate", "ServingLoadCheck", "Pusher")
+
+
 @pytest.mark.slow  # a whole pipeline run
 def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     root = str(tmp_path / "data")
@@ -85,18 +96,14 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
 
     result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
                       str(tmp_path / "out"), "--orchestrator", "beam",
-                      "--set", "training.batch_size=16")
+                      "--set", "training.batch_size=16", "--progress-every", "1")
 
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["orchestrator"] == "beam" and summary["profile"] == "smoke"
     assert {name: c["state"] for name, c in summary["components"].items()} == {
-        name: "COMPLETE" for name in ("Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen",
-                                      "ExampleValidator", "DataGate", "Transform", "Trainer",
-                                      "LatestBlessedModelResolver", "Evaluator",
-                                      "RegressionGate", "ServingLoadCheck", "Pusher")}
+        name: "COMPLETE" for name in COMPONENTS}
     assert os.path.isdir(summary["components"]["Transform"]["outputs"]["transform_graph"])
-    assert "Artifacts of this run:" in result.stdout
     # The decision, in words and in the JSON line.
     assert "Evaluation on the test split (10 images): BLESSED" in result.stdout
     assert "TF Serving can run it (ServingLoadCheck): TF Serving's loader ran it" in \
@@ -105,10 +112,71 @@ def test_beam_dag_runner_runs_the_pipeline_and_prints_the_summary(tmp_path):
     assert f"Pushed version {version} to " in result.stdout
     assert os.path.exists(tmp_path / "out" / "serving_model" / "cifar10" / version /
                           SAVED_MODEL_FILE)
-    assert "node Transform is finished." in result.stderr
     # The run report, written before the summary line and named in it.
     assert f"Report: {summary['report']}" in result.stdout
     assert os.path.isfile(summary["report"])
+
+    # The console: the run's own lines and no library output.
+    console = (result.stdout + result.stderr).splitlines()
+    assert library_lines(console) == []
+    for name in COMPONENTS:
+        assert f"{name}: running" in console
+        assert any(line.startswith(f"{name}: COMPLETE in ") for line in console), name
+    ends = {line.split(":")[0]: line for line in console if ": COMPLETE in " in line}
+    assert ends["Cifar10ExampleGen"].endswith("; examples written: train 40, test 10")
+    assert "; eval accuracy " in ends["Trainer"]
+    assert ends["Pusher"].endswith(f"; pushed version {version}")
+    assert any(re.match(r"(StatisticsGen|Transform|Evaluator): still running, ", line)
+               for line in console)
+    quiet = [line for line in console if ": still running, " not in line]
+    assert len(quiet) <= CONSOLE_LINES, "\n".join(quiet)
+
+    # The log: everything, named as the run's report folder.
+    log_path = summary["log"]
+    assert f"Log: {log_path}" in result.stdout
+    assert os.path.dirname(log_path) == str(tmp_path / "out" / "logs")
+    assert os.path.basename(log_path) == \
+        os.path.basename(os.path.dirname(summary["report"])) + ".log"
+    with open(log_path) as log_file:
+        log = log_file.read()
+    assert "node Transform is finished." in log
+    assert ends["Transform"] in log and "Artifacts of this run:" in log
+    assert tensorflow_cpp_lines(log.splitlines())
+
+
+@pytest.mark.slow  # runs the pipeline until a component fails
+def test_a_failing_component_shows_its_error_and_the_log(tmp_path):
+    """ExampleGen cannot write its output (a file stands where its folder goes): the
+    console names the component and the error, and where the traceback is."""
+    root = str(tmp_path / "data")
+    write_small_dataset(root, cifar10_format.PYTHON_LAYOUT, train_sizes=(20,), test_size=10)
+    output_dir = tmp_path / "out"
+    blocked = output_dir / "pipeline_root" / "cifar10-resnet9-smoke" / "Cifar10ExampleGen"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+
+    result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
+                      str(output_dir))
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    console = (result.stdout + result.stderr).splitlines()
+    assert library_lines(console) == []
+    assert "Cifar10ExampleGen: FAILED after " in result.stdout
+    assert f"error: pipeline failed in Cifar10ExampleGen: " in result.stderr
+    assert f"{blocked} is not a directory" in result.stderr
+    log_path = re.search(r"The traceback and the whole output: (\S+)", result.stderr)[1]
+    with open(log_path) as log_file:
+        log = log_file.read()
+    assert "Traceback (most recent call last)" in log and f"{blocked}" in log
+
+    # --verbose: everything on the console, as TFX and TensorFlow write it; no log file.
+    shutil.rmtree(output_dir / "logs")
+    result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
+                      str(output_dir), "--verbose")
+    assert result.returncode == 1
+    assert "Component Cifar10ExampleGen is running." in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert not (output_dir / "logs").exists()
 
 
 def test_a_gpu_tensorflow_cannot_use_stops_the_run_before_any_component(tmp_path):
