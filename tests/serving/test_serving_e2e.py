@@ -19,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES_OUTPUT, DEFAULT_SIGNATURE,
                                  IMAGES_INPUT, PROBABILITIES_OUTPUT)
 from serving.client import connect
+from tests.support.console import library_lines
 from tests.support.data import REPO_ROOT, png_images
 from tests.support.pushing import push
 from tests.support.server_process import EmbeddedServerProcess
@@ -133,6 +134,9 @@ def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model,
     log = "".join(server.lines)
     assert f"Serving cifar10 version {new_version}" in log
     assert "Unloaded cifar10 version 1" in log
+    # The server's console: its own lines, no TensorFlow start-up or deprecation noise.
+    assert server.lines[0].startswith("Backend: embedded")
+    assert library_lines(server.lines) == []
 
 
 @pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,

@@ -3,6 +3,7 @@ benchmarks start, with `python -m serving serve` exactly as a user runs it."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,13 @@ from tests.support.data import REPO_ROOT
 SERVED_LIMITS = {"read_timeout_s": 3, "max_connections": 8, "max_batch_size": 32}
 
 
+def user_environment() -> dict:
+    """This process's environment as a user's shell has it: JAX, which some tests
+    import, sets TF_CPP_MIN_LOG_LEVEL=1 in the process that imports it."""
+    return {name: value for name, value in os.environ.items()
+            if name != "TF_CPP_MIN_LOG_LEVEL"}
+
+
 class EmbeddedServerProcess:
 
     def __init__(self, model_base_path: str, model_name: str = "cifar10",
@@ -24,7 +32,8 @@ class EmbeddedServerProcess:
              "--host", "127.0.0.1", "--rest-port", "0", "--grpc-port", "0",
              "--poll-seconds", "0.2", "--model-base-path", model_base_path,
              "--model-name", model_name, *extra_args],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=user_environment())
         self.lines = []
         rest_port = grpc_port = None
         deadline = time.monotonic() + start_timeout_s
