@@ -7,6 +7,12 @@ use included), 1 when the pipeline failed, 3 when another run holds the output
 directory's lock (nothing was done), 4 when data validation found anomalies and
 stopped the run before Transform (nothing trained or pushed).
 
+The console shows the data check, each component's start and end (state, seconds, a
+key figure), the Trainer's epochs, the decision and the summary; everything else
+(TensorFlow's, TFX's and Beam's logs, warnings, the Beam workers' output) goes to
+`<output dir>/logs/<run id>.log`, named on the console. `--verbose`: all of it on the
+console, and no log file.
+
 Every run that got as far as a component, failed or blocked ones included, writes its
 report, `<output dir>/reports/<run id>/index.html`; `python -m pipeline report
 --output-dir O --profile P` writes the latest run's report again and runs nothing.
@@ -240,7 +246,7 @@ class Console:
         """Moves the log into the output directory, now that the run begins."""
         if self.run_log is not None:
             path = self.run_log.settle(output_dir)
-            progress.report(f"Log: {path} (everything: TensorFlow, TFX, Beam workers)")
+            progress.report(f"Log: {path} (everything; named after the run id when it ends)")
 
     def name_log_after(self, report_index: Optional[str], run_summary: dict) -> None:
         """Names the log as the run's report folder (its run id) and adds its path to
