@@ -266,18 +266,23 @@ class Console:
 
 def _run(config, args, console: Console) -> int:
     """Runs the pipeline; returns the exit status."""
-    from pipeline.component_lines import ComponentLines, duration
-
     runtime.prepare_tensorflow(config.training.device)
     from components.training.device import TrainingDeviceError
     from pipeline import local_runner
     started_ms = int(time.time() * 1000)
-    lines = ComponentLines(os.path.abspath(config.metadata_path), config.pipeline_name,
-                           config.pipeline_root, args.progress_every)
-    logging.getLogger("absl").addHandler(lines)
+    component_lines = []
+
+    def on_start() -> None:
+        # Once the data is checked: the handler imports TFX, which takes seconds.
+        from pipeline.component_lines import ComponentLines
+        console.start_log(config.output_dir)
+        component_lines.append(ComponentLines(
+            os.path.abspath(config.metadata_path), config.pipeline_name,
+            config.pipeline_root, args.progress_every))
+        logging.getLogger("absl").addHandler(component_lines[0])
+
     try:
-        run_summary = local_runner.run(config, args.to_nodes,
-                                       on_start=lambda: console.start_log(config.output_dir))
+        run_summary = local_runner.run(config, args.to_nodes, on_start=on_start)
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
         console.error(f"error: {error}")
         return 2
@@ -286,12 +291,13 @@ def _run(config, args, console: Console) -> int:
         return 3
     except Exception as error:  # a component failed
         traceback.print_exc()  # into the log (the console under --verbose)
+        from pipeline.component_lines import duration
+        failed = component_lines[0].running() if component_lines else {}
+        for node, seconds in failed.items():
+            progress.report(f"{node}: FAILED after {duration(seconds)}")
         from components.validation.data_gate import stopped_by_data_gate
         if stopped_by_data_gate(error):
             return _stopped_by_data_gate(config, error, console, started_ms)
-        failed = lines.running()
-        for node, seconds in failed.items():
-            progress.report(f"{node}: FAILED after {duration(seconds)}")
         console.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}: "
                       f"{type(error).__name__}: {error}")
         index = _write_report(config, {}, started_ms, console)
@@ -303,8 +309,9 @@ def _run(config, args, console: Console) -> int:
             console.error(f"The traceback and the whole output: {failure['log']}")
         return 1
     finally:
-        logging.getLogger("absl").removeHandler(lines)
-        lines.close()
+        for handler in component_lines:
+            logging.getLogger("absl").removeHandler(handler)
+            handler.close()
     index = _write_report(config, run_summary, started_ms, console)
     console.name_log_after(index, run_summary)
     console.print_report(run_summary)

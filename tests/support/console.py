@@ -8,7 +8,7 @@ from typing import Iterable, List
 _TENSORFLOW_CPP_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
 _LIBRARY_LINES = re.compile(
     _TENSORFLOW_CPP_LINE
-    + r"|^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ "  # absl's C++ logging (TFDV, TF Serving)
+    + r"|^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] "  # absl's C++ logging (TFDV, TF Serving)
     r"|^WARNING: All log messages before absl::InitializeLog"
     r"|[A-Z][A-Za-z]*Warning: "  # a Python warning (FutureWarning: ...)
     r"|^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:")  # Python logging's default format
