@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
                             "by then, gets 408 (embedded)")
     serve.add_argument("--max-connections", type=int, default=Limits.max_connections,
                        help="REST connections at once; the next one gets 503 (embedded)")
+    serve.add_argument("--log-requests", metavar="DIR",
+                       help="log a sample of the answered predict and classify requests, "
+                            "with their responses, as PredictionLog TFRecords (embedded)")
+    serve.add_argument("--log-sampling-rate", type=float, default=0.1,
+                       help="share of requests logged, in (0, 1] (default 0.1)")
+    serve.add_argument("--log-max-mb", type=float, default=1024.0,
+                       help="cap on the request log's files; the oldest go first")
     serve.add_argument("--config-dir", help="where TF Serving's config files are written")
     serve.add_argument("--dry-run", action="store_true",
                        help="print the backend, config files and command; start nothing")
@@ -107,7 +114,8 @@ def _serve(args) -> int:
         model_base_path=args.model_base_path, model_name=args.model_name,
         rest_port=args.rest_port, grpc_port=args.grpc_port, host=args.host,
         num_versions=args.num_versions, file_system_poll_seconds=args.poll_seconds,
-        max_batch_size=args.max_batch_size,
+        max_batch_size=args.max_batch_size, log_requests_dir=args.log_requests,
+        log_sampling_rate=args.log_sampling_rate, log_max_mb=args.log_max_mb,
         limits=Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
                       max_batch_size=args.max_batch_size,
                       max_concurrent_inferences=args.max_concurrent_inferences,

@@ -10,18 +10,18 @@ from typing import Optional
 
 import grpc
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, prediction_service_pb2_grpc)
 
 from tensorflow.core.framework import types_pb2
 
 from components.contract import EXAMPLES_SIGNATURE
-from serving import inference
+from serving import inference, request_log
 from serving.errors import ServingError, invalid
 from serving.limits import Limits
 from serving.metrics import CLASSIFY, METADATA, PREDICT, STATUS, RequestRecord, ServerMetrics, record_loaded
 from serving.model_store import ModelStore
+from serving.request_log import RequestLog
 
 _STATES = get_model_status_pb2.ModelVersionStatus.State
 # The repeated fields a TensorProto may carry its values in (besides tensor_content).
@@ -115,11 +115,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def __init__(self, store: ModelStore, limits: Limits,
                  slots: Optional[threading.Semaphore] = None,
-                 metrics: Optional[ServerMetrics] = None):
+                 metrics: Optional[ServerMetrics] = None,
+                 request_log: Optional[RequestLog] = None):
         self.store = store
         self.limits = limits
         self.slots = slots or limits.inference_slots()
         self.metrics = metrics or ServerMetrics(store)
+        self.request_log = request_log
 
     @_aborts_on_serving_error
     def Predict(self, request, context, record):  # noqa: N802 (the proto's method names)
@@ -135,12 +137,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         signature_name, outputs = inference.run(loaded, request.model_spec.signature_name,
                                                 inputs, list(request.output_filter),
                                                 limits=self.limits, slots=self.slots)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = loaded.version
-        response.model_spec.signature_name = signature_name
-        for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = inference.predict_response(request.model_spec.name, loaded.version,
+                                              signature_name, outputs)
+        if self.request_log is not None:
+            self.request_log.offer(lambda: request_log.predict_record(request, response))
         return response
 
     @_aborts_on_serving_error
@@ -168,15 +168,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         results = inference.classify(loaded, [e.SerializeToString() for e in examples],
                                      request.model_spec.signature_name or None,
                                      limits=self.limits, slots=self.slots)
-        response = classification_pb2.ClassificationResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = loaded.version
-        response.model_spec.signature_name = (request.model_spec.signature_name
-                                              or EXAMPLES_SIGNATURE)
-        for scores in results:
-            classification = response.result.classifications.add()
-            for label, score in scores:
-                classification.classes.add(label=label, score=score)
+        response = inference.classification_response(
+            request.model_spec.name, loaded.version,
+            request.model_spec.signature_name or EXAMPLES_SIGNATURE, results)
+        if self.request_log is not None:
+            self.request_log.offer(lambda: request_log.classify_record(request, response))
         return response
 
     @_aborts_on_serving_error
@@ -218,10 +214,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
           slots: Optional[threading.Semaphore] = None,
-          metrics: Optional[ServerMetrics] = None) -> tuple:
+          metrics: Optional[ServerMetrics] = None,
+          request_log: Optional[RequestLog] = None) -> tuple:
     """Starts the gRPC server; returns (server, bound port). Messages over
     `limits.max_request_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED, the
-    same limit as REST's."""
+    same limit as REST's. With `request_log`, a sample of the answered predict and
+    classify requests is logged."""
     # RPCs past max_connections in flight get RESOURCE_EXHAUSTED instead of queueing.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=limits.grpc_workers),
                          maximum_concurrent_rpcs=limits.max_connections,
@@ -230,7 +228,7 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
                              ("grpc.max_send_message_length", limits.max_request_bytes),
                          ])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(store, limits, slots, metrics), server)
+        PredictionService(store, limits, slots, metrics, request_log), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store, metrics),
                                                               server)
     bound_port = server.add_insecure_port(f"{host}:{port}")

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE,
                                  PROBABILITIES_OUTPUT)
@@ -109,3 +110,52 @@ def classify(loaded: LoadedVersion, serialized_examples: List[bytes],
                       f"classify with")
     return [[(CLASS_NAMES[index], float(score)) for index, score in enumerate(scores)]
             for scores in outputs[PROBABILITIES_OUTPUT]]
+
+
+# The protos of a request and its answer, as gRPC carries them and the request log
+# keeps them (REST's JSON is converted to the same).
+
+def predict_request(model_name: str, signature_name: str, inputs: Dict[str, object],
+                    specs: Dict[str, tf.TensorSpec]) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=specs[key].dtype))
+    return request
+
+
+def predict_response(model_name: str, version: int, signature_name: str,
+                     outputs: Dict[str, np.ndarray]) -> predict_pb2.PredictResponse:
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = model_name
+    response.model_spec.version.value = version
+    response.model_spec.signature_name = signature_name
+    for key, value in outputs.items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+    return response
+
+
+def classification_request(model_name: str, signature_name: str,
+                           serialized_examples: List[bytes]
+                           ) -> classification_pb2.ClassificationRequest:
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    for serialized in serialized_examples:
+        request.input.example_list.examples.add().ParseFromString(serialized)
+    return request
+
+
+def classification_response(model_name: str, version: int, signature_name: str,
+                            results: List[List[Tuple[str, float]]]
+                            ) -> classification_pb2.ClassificationResponse:
+    response = classification_pb2.ClassificationResponse()
+    response.model_spec.name = model_name
+    response.model_spec.version.value = version
+    response.model_spec.signature_name = signature_name
+    for scores in results:
+        classification = response.result.classifications.add()
+        for label, score in scores:
+            classification.classes.add(label=label, score=score)
+    return response

@@ -56,6 +56,11 @@ class ServerSettings:
     max_batch_size: int = 64
     batch_timeout_micros: int = 2000
     num_batch_threads: int = os.cpu_count() or 1
+    # A sample of the answered requests, with their responses, logged here (embedded
+    # server; serving/request_log.py). None: nothing is logged.
+    log_requests_dir: Optional[str] = None
+    log_sampling_rate: float = 0.1
+    log_max_mb: float = 1024.0
 
 
 def check(settings: ServerSettings) -> None:
@@ -76,6 +81,13 @@ def check(settings: ServerSettings) -> None:
         settings.limits.check()
     except ValueError as error:
         raise ServerConfigError(f"limits: {error}") from None
+    if settings.log_requests_dir is not None:
+        if not 0 < settings.log_sampling_rate <= 1:
+            raise ServerConfigError(f"--log-sampling-rate {settings.log_sampling_rate}: "
+                                    f"must be in (0, 1]")
+        if settings.log_max_mb * 2**20 < 4096:
+            raise ServerConfigError(f"--log-max-mb {settings.log_max_mb}: must be at least "
+                                    f"4 KiB (0.004)")
     # Every exported version's warmup file holds a request of this batch: TF Serving
     # replays it through its batching session, which refuses a batch over
     # max_batch_size, so no version would ever load.
@@ -222,10 +234,17 @@ def run_embedded(settings: ServerSettings) -> int:
         log(f"No version of {settings.model_name} in {settings.model_base_path} yet; "
             f"waiting for one (a <integer>/saved_model.pb)")
     metrics = ServerMetrics(store)  # both APIs count into it; REST serves it
+    requests_log = None
+    if settings.log_requests_dir is not None:
+        from serving.request_log import RequestLog
+        requests_log = RequestLog(settings.log_requests_dir, settings.log_sampling_rate,
+                                  int(settings.log_max_mb * 2**20), metrics.registry, log)
+        log(f"Logging {settings.log_sampling_rate:.0%} of the answered requests with their "
+            f"responses to {requests_log.directory} (at most {settings.log_max_mb:g} MiB)")
     rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots,
-                             metrics)
+                             metrics, requests_log)
     grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
-                                        settings.limits, slots, metrics)
+                                        settings.limits, slots, metrics, requests_log)
     log(f"REST API at http://{settings.host}:{rest.server_port}/v1/models/"
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")
@@ -237,6 +256,8 @@ def run_embedded(settings: ServerSettings) -> int:
     log("Shutting down")
     rest.shutdown()
     grpc.stop(grace=2).wait()
+    if requests_log is not None:
+        requests_log.close()
     store.stop()
     return 0
 
@@ -246,6 +267,10 @@ def serve(settings: ServerSettings, backend: str = "auto", config_dir: Optional[
     check(settings)
     chosen, why = choose_backend(backend)
     print(f"Backend: {chosen} ({why})", flush=True)
+    if settings.log_requests_dir is not None and chosen != "embedded":
+        # Open-source TF Serving has no request logger (tensorflow/serving#408, #1846).
+        raise ServerConfigError(f"--log-requests: TF Serving ({chosen}) cannot log "
+                                f"requests; serve with --backend embedded to log them")
     if chosen == "embedded":
         if dry_run:
             print(f"Would serve {settings.model_base_path} as {settings.model_name} on REST "

@@ -29,7 +29,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from components.contract import EXAMPLES_SIGNATURE
-from serving import inference
+from serving import inference, request_log
 from serving.errors import ServingError, invalid, not_found
 from serving.limits import Limits
 from serving.metrics import CLASSIFY, METADATA, PREDICT, STATUS
@@ -37,6 +37,7 @@ from serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from serving.metrics import (METRICS_PATH, RequestRecord, ServerMetrics, code_of_http_status,
                              record_loaded)
 from serving.model_store import ModelStore
+from serving.request_log import RequestLog
 
 _METHOD_OF_SUFFIX = {None: STATUS, "/metadata": METADATA, ":predict": PREDICT,
                      ":classify": CLASSIFY}
@@ -164,9 +165,11 @@ class RestApi:
 
     def __init__(self, store: ModelStore, limits: Limits = Limits(),
                  slots: Optional[threading.Semaphore] = None,
-                 metrics: Optional[ServerMetrics] = None):
+                 metrics: Optional[ServerMetrics] = None,
+                 request_log: Optional[RequestLog] = None):
         self.store = store
         self.metrics = metrics or ServerMetrics(store)
+        self.request_log = request_log
         self.limits = limits
         self.slots = slots or limits.inference_slots()
         # Parsing a JSON body costs tens of times its size in Python objects: at most
@@ -247,6 +250,11 @@ class RestApi:
                 self.limits.check_batch(len(value))
         _, outputs = inference.run(loaded, signature_name, inputs, limits=self.limits,
                                    slots=self.slots)
+        if self.request_log is not None:
+            name, specs = self.store.model_name, inference.input_specs(function)
+            self.request_log.offer(lambda: request_log.predict_record(
+                inference.predict_request(name, signature_name, inputs, specs),
+                inference.predict_response(name, loaded.version, signature_name, outputs)))
         if request_format == "columnar":
             if len(outputs) == 1:
                 (name, value), = outputs.items()
@@ -278,6 +286,13 @@ class RestApi:
                                                  if isinstance(example, dict) else example))
         results = inference.classify(loaded, serialized, request.get("signature_name"),
                                      limits=self.limits, slots=self.slots)
+        if self.request_log is not None:
+            name = self.store.model_name
+            signature_name = request.get("signature_name") or EXAMPLES_SIGNATURE
+            self.request_log.offer(lambda: request_log.classify_record(
+                inference.classification_request(name, signature_name, serialized),
+                inference.classification_response(name, loaded.version, signature_name,
+                                                  results)))
         return {"result": [[[label, score] for label, score in scores]
                            for scores in results]}
 
@@ -488,11 +503,13 @@ class _BoundedServer(ThreadingHTTPServer):
 
 def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
           slots: Optional[threading.Semaphore] = None,
-          metrics: Optional[ServerMetrics] = None) -> ThreadingHTTPServer:
+          metrics: Optional[ServerMetrics] = None,
+          request_log: Optional[RequestLog] = None) -> ThreadingHTTPServer:
     """Starts serving in a background thread; returns the server (`.server_port`).
     `slots`: shared with the gRPC server (see Limits.inference_slots); `metrics`: the
-    server's registry, which gRPC counts into too."""
-    api = RestApi(store, limits, slots, metrics)
+    server's registry, which gRPC counts into too; `request_log`: where a sample of
+    the answered predict and classify requests goes (shared with gRPC too)."""
+    api = RestApi(store, limits, slots, metrics, request_log)
     handler = type("RestHandler", (_Handler,), {"api": api, "limits": limits})
     server = _BoundedServer((host, port), handler, limits, api.metrics)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()

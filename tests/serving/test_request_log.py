@@ -1,0 +1,153 @@
+"""Sampled request logging (serving/request_log.py): a real server's records read back
+as TF Serving's PredictionLog protos, the sampling rate, the size cap, and a log that
+cannot be written failing no request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.request
+
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from components.contract import DEFAULT_SIGNATURE, IMAGES_INPUT
+from serving import request_log
+from serving.client import ServingRequestError, connect
+from serving.limits import Limits
+from serving.metrics import METRICS_PATH, ServerMetrics
+from serving.model_store import ModelStore
+from serving.rest_server import RestApi
+from tests.support.data import png_images
+from tests.support.server_process import EmbeddedServerProcess
+
+
+def _records(directory: str) -> list:
+    records = []
+    for name in request_log.log_files(directory):
+        for serialized in tf.data.TFRecordDataset(os.path.join(directory, name)):
+            records.append(prediction_log_pb2.PredictionLog.FromString(serialized.numpy()))
+    return records
+
+
+def _small_record(payload_bytes: int = 100) -> prediction_log_pb2.PredictionLog:
+    record = prediction_log_pb2.PredictionLog()
+    record.predict_log.request.model_spec.name = "cifar10"
+    record.predict_log.request.inputs[IMAGES_INPUT].CopyFrom(
+        tf.make_tensor_proto([b"x" * payload_bytes], dtype=tf.string))
+    return record
+
+
+def _outcomes(metrics_text: str) -> dict:
+    found = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("serving_request_log_records_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            found[outcome] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def test_a_server_logging_every_request_writes_one_prediction_log_each(pushed_model,
+                                                                       tmp_path):
+    base_path, version, _ = pushed_model
+    log_dir = str(tmp_path / "requests")
+    server = EmbeddedServerProcess(base_path, extra_args=(
+        "--log-requests", log_dir, "--log-sampling-rate", "1"))
+    images = png_images(5)
+    started = time.time()
+    try:
+        rest, grpc = connect(server.rest_url, "cifar10"), connect(server.grpc_target,
+                                                                  "cifar10", grpc=True)
+        for index in range(3):
+            rest.predict(images[index:index + 2])
+        for index in range(2):
+            grpc.predict([images[4 - index]])
+        grpc.close()
+        with pytest.raises(ServingRequestError):  # refused: not logged
+            rest.predict([b"not an image"])
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(server.rest_url + METRICS_PATH) as answer:
+                outcomes = _outcomes(answer.read().decode())
+            if outcomes.get(request_log.WRITTEN) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert outcomes == {request_log.WRITTEN: 5, request_log.DROPPED_QUEUE_FULL: 0,
+                        request_log.DROPPED_TOO_LARGE: 0, request_log.FAILED: 0}
+    assert any("Logging 100% of the answered requests" in line for line in server.lines)
+
+    records = _records(log_dir)
+    assert len(records) == 5
+    for record in records:
+        metadata = record.log_metadata
+        assert metadata.model_spec.name == "cifar10"
+        assert metadata.model_spec.version.value == version
+        assert metadata.model_spec.signature_name == DEFAULT_SIGNATURE
+        assert metadata.sampling_config.sampling_rate == 1
+        assert started - 1 <= metadata.timestamp_secs <= time.time() + 1
+        assert record.predict_log.response.outputs  # the answer is kept with it
+    # The bytes each client sent, REST's base64 decoded, in the order answered.
+    sent = [tf.make_ndarray(record.predict_log.request.inputs[IMAGES_INPUT]).tolist()
+            for record in records]
+    assert sent == [images[0:2], images[1:3], images[2:4], [images[4]], [images[3]]]
+
+
+def test_about_the_sampling_rate_of_requests_is_logged(tmp_path):
+    log = request_log.RequestLog(str(tmp_path), 0.1, 2**20)
+    for _ in range(1000):
+        log.offer(_small_record)
+    log.close()
+    logged = len(_records(str(tmp_path)))
+    # Binomial(1000, 0.1): mean 100, standard deviation 9.5; five of them either side.
+    assert 52 <= logged <= 148, logged
+    assert log.records.labels(request_log.WRITTEN)._value.get() == logged
+
+
+def test_the_log_directory_stays_under_its_cap(tmp_path):
+    cap = 64 * 1024
+    log = request_log.RequestLog(str(tmp_path), 1.0, cap)
+    first_file = None
+    for index in range(200):
+        log.offer(lambda: _small_record(1000))
+        if first_file is None and request_log.log_files(str(tmp_path)):
+            first_file = request_log.log_files(str(tmp_path))[0]
+        time.sleep(0.001)
+    log.close()
+    files = request_log.log_files(str(tmp_path))
+    total = sum(os.path.getsize(tmp_path / name) for name in files)
+    assert total <= cap and len(files) >= 3
+    assert first_file not in files  # the oldest went first
+    assert 0 < len(_records(str(tmp_path))) < 200
+    # A record larger than a file is dropped and counted, not written.
+    log = request_log.RequestLog(str(tmp_path), 1.0, cap)
+    log.offer(lambda: _small_record(cap))
+    log.close()
+    assert log.records.labels(request_log.DROPPED_TOO_LARGE)._value.get() == 1
+
+
+def test_a_log_that_cannot_be_written_fails_no_request(pushed_model, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("the log directory cannot be made under a file")
+    store = ModelStore("cifar10", pushed_model[0], log=lambda message: None)
+    store.poll_once()
+    metrics = ServerMetrics(store)
+    printed = []
+    log = request_log.RequestLog(str(blocker / "requests"), 1.0, 2**20, metrics.registry,
+                                 printed.append)
+    api = RestApi(store, Limits(), metrics=metrics, request_log=log)
+    body = json.dumps({"instances": [{"b64": base64.b64encode(png_images(1)[0]).decode()}]}
+                      ).encode()
+    for _ in range(3):
+        status, answer = api.handle("POST", "/v1/models/cifar10:predict", body)
+        assert status == 200, answer
+    log.close()
+    assert log.records.labels(request_log.FAILED)._value.get() == 3
+    assert log.records.labels(request_log.WRITTEN)._value.get() == 0
+    assert len(printed) == 1 and str(blocker) in printed[0]
+    assert 'serving_request_log_records_total{outcome="failed"} 3.0' in \
+        metrics.exposition().decode()
