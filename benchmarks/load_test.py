@@ -39,8 +39,8 @@ from typing import Callable, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components.contract import (CANARY_LABEL, DEFAULT_SIGNATURE,  # noqa: E402
-                                 SAVED_MODEL_FILE, STABLE_LABEL,
-                                 WARMUP_REQUESTS_FILE, newest_version)
+                                 STABLE_LABEL, newest_version)
+from benchmarks.model_versions import push_version  # noqa: E402
 from tests.support.server_process import (EmbeddedServerProcess,  # noqa: E402
                                           server_rss_bytes)
 
@@ -66,21 +66,6 @@ def predict_body(image: bytes) -> bytes:
     """The REST predict request for one encoded image (TF Serving's row format)."""
     return json.dumps({"signature_name": DEFAULT_SIGNATURE,
                        "instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
-
-
-def push_version(version_dir: str, base_path: str, version: int,
-                 with_warmup: bool = True) -> str:
-    """Copies a SavedModel to `<base_path>/<version>` as the Pusher does: saved_model.pb
-    last, so the server never sees the version half-written. Without `with_warmup`, the
-    copy leaves out the warmup file's directory (assets.extra)."""
-    target = os.path.join(base_path, str(version))
-    left_out = [SAVED_MODEL_FILE] + ([] if with_warmup else
-                                     [os.path.dirname(WARMUP_REQUESTS_FILE)])
-    shutil.copytree(version_dir, target, ignore=shutil.ignore_patterns(*left_out))
-    partial = os.path.join(target, SAVED_MODEL_FILE + ".part")
-    shutil.copyfile(os.path.join(version_dir, SAVED_MODEL_FILE), partial)
-    os.replace(partial, os.path.join(target, SAVED_MODEL_FILE))
-    return target
 
 
 def set_label(base_path: str, model_name: str, label: str, version: int,
@@ -219,10 +204,10 @@ def main() -> None:
         sys.exit("error: wrk is not on PATH (Debian: apt-get install wrk; `make test` "
                  "installs it)")
 
-    from benchmarks.serving_latency import push_a_model
+    from benchmarks.model_versions import push_a_model
     from tests.support.data import png_images
 
-    base_path = args.model_base_path or push_a_model()
+    base_path = args.model_base_path or push_a_model()[0]
     version_dir = newest_version(base_path)
     if version_dir is None:
         sys.exit(f"error: --model-base-path {base_path}: no version with a saved_model.pb")

@@ -39,21 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def push_a_model() -> tuple:
-    """(model base path, the run's config, its transform graph directory)."""
-    import pipeline_config
-    from benchmarks.examplegen_transform import synthesize
-    from pipeline import local_runner
-
-    work_dir = tempfile.mkdtemp(prefix="serving-benchmark-")
-    synthesize(os.path.join(work_dir, "data"), train_images=160, test_images=32)
-    config = pipeline_config.load("smoke", (f"data.data_dir={work_dir}/data",
-                                            f"output_dir={work_dir}/out",
-                                            "training.epochs=1", "training.batch_size=32"))
-    summary = local_runner.run(config)
-    return (config.serving_model_base_path, config,
-            summary["components"]["Transform"]["outputs"]["transform_graph"])
+from benchmarks.model_versions import push_a_model  # noqa: E402
 
 
 def export_as_before(version_dir: str, config, transform_graph: str) -> str:
@@ -204,7 +190,7 @@ def first_request_latencies(version_dir: str, image: bytes, rounds: int, model_n
     """Milliseconds of the first and the second request to a freshly loaded version,
     with and without its warmup file; the median of `rounds` loads of each.
     `backend`: embedded or tensorflow_model_server (`python -m serving serve --backend`)."""
-    from benchmarks.load_test import push_version
+    from benchmarks.model_versions import push_version
     from serving.client import RestClient
 
     work_dir = tempfile.mkdtemp(prefix="first-request-")

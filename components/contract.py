@@ -102,6 +102,8 @@ VERSION_LABELS = (STABLE_LABEL, CANARY_LABEL)
 
 # The Pusher's custom property naming the version a model already is (no re-push).
 ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
+# TFX's custom property of an Examples (or statistics) artifact: the span it holds.
+SPAN_PROPERTY = "span"
 
 
 def ready_versions(base_path: str, listdir: Callable = os.listdir,

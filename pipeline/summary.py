@@ -8,7 +8,6 @@ it is the same whichever runner executed it.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Optional
 

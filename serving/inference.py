@@ -19,7 +19,7 @@ from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, EXAMPLES_SIGNAT
                                  PROBABILITIES_OUTPUT)
 from serving.errors import invalid, root_cause
 from serving.limits import Limits
-from serving.model_store import LoadedVersion
+from serving.loaded_version import LoadedVersion
 
 
 def signature(loaded: LoadedVersion, signature_name: str):

@@ -27,6 +27,7 @@ from components.contract import SAVED_MODEL_FILE, ready_versions
 from serving import labels as version_labels
 from serving import load_check, warmup
 from serving.errors import ServingError, invalid, not_found
+from serving.loaded_version import LoadedVersion, load_version
 
 # tensorflow.serving.ModelVersionStatus.State names, as the status APIs report them.
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
@@ -36,34 +37,10 @@ ENDED_VERSIONS_KEPT = 5
 
 
 @dataclasses.dataclass
-class LoadedVersion:
-    version: int
-    path: str
-    # tf.saved_model.load's object; kept so its variables outlive the signatures.
-    saved_model: object
-    signatures: dict
-    # tensorflow.MetaGraphDef.signature_def of the SavedModel (the metadata APIs).
-    signature_defs: object
-
-
-@dataclasses.dataclass
 class VersionStatus:
     version: int
     state: str
     error_message: str = ""
-
-
-def load_version(version: int, path: str) -> LoadedVersion:
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = tf.saved_model.load(path)
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, SAVED_MODEL_FILE), "rb") as saved_model_file:
-        proto.ParseFromString(saved_model_file.read())
-    return LoadedVersion(version=version, path=path, saved_model=saved_model,
-                         signatures=dict(saved_model.signatures),
-                         signature_defs=proto.meta_graphs[0].signature_def)
 
 
 class ModelStore:

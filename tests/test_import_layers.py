@@ -1,6 +1,7 @@
 """Imports run one way: runners -> pipeline/ -> components/ -> the contract, and
-serving/ -> the contract. Every module's imports, lazy ones inside functions included,
-are read from its source and checked against the layer it belongs to."""
+serving/ -> the contract, and no module imports itself through others (a circle, even
+inside one package). Every module's imports, lazy ones inside functions included, are
+read from its source and checked against the layer it belongs to."""
 
 from __future__ import annotations
 
@@ -82,9 +83,10 @@ def imports_of(path: str, root: str = REPO_ROOT) -> list:
                                 + ([base] if base else []))
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                is_module = os.path.exists(os.path.join(REPO_ROOT, *candidate.split("."))
-                                           + ".py") or os.path.isdir(
-                    os.path.join(REPO_ROOT, *candidate.split(".")))
+                is_module = any(
+                    os.path.exists(os.path.join(tree, *candidate.split(".")) + ".py")
+                    or os.path.isdir(os.path.join(tree, *candidate.split(".")))
+                    for tree in {root, REPO_ROOT})
                 found.append((node.lineno, candidate if is_module else base))
     return found
 
@@ -103,6 +105,66 @@ def wrong_way_imports(paths, root: str = REPO_ROOT) -> list:
             f"({layer_of(module_name(path, root))}) imports {imported} ({layer_of(imported)})"
             for path in paths for line, imported in imports_of(path, root)
             if not allowed(module_name(path, root), imported)]
+
+
+def project_modules() -> list:
+    """Every module of the project: what ships, the benchmarks and the tests."""
+    paths = shipped_modules()
+    for package in ("benchmarks", "tests"):
+        for root, _, files in os.walk(os.path.join(REPO_ROOT, package)):
+            paths += [os.path.join(root, name) for name in files if name.endswith(".py")]
+    return sorted(paths)
+
+
+def import_circles(paths, root: str = REPO_ROOT) -> list:
+    """Each set of modules among `paths` that import one another in a circle (lazy
+    imports count: a circle held apart only by a function-level import is still one),
+    as a sorted list of names. Tarjan's strongly connected components."""
+    modules = {module_name(path, root): path for path in paths}
+    graph = {name: sorted({imported for _, imported in imports_of(path, root)
+                           if imported in modules and imported != name})
+             for name, path in modules.items()}
+    index, low, on_stack, stack, circles = {}, {}, set(), [], []
+
+    def visit(name: str) -> None:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        for imported in graph[name]:
+            if imported not in index:
+                visit(imported)
+                low[name] = min(low[name], low[imported])
+            elif imported in on_stack:
+                low[name] = min(low[name], index[imported])
+        if low[name] == index[name]:
+            component = []
+            while not component or component[-1] != name:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return circles
+
+
+def test_no_module_imports_itself_through_others():
+    assert len(project_modules()) > 100
+    assert import_circles(project_modules()) == []
+
+
+def test_a_circle_inside_a_package_is_caught(tmp_path):
+    """Three modules of one package in a circle, one link a lazy import."""
+    (tmp_path / "serving").mkdir()
+    sources = {"a": "import serving.b\n", "b": "from serving import c\n",
+               "c": "def f():\n    import serving.a\n", "d": "import serving.a\n"}
+    for name, source in sources.items():
+        (tmp_path / "serving" / f"{name}.py").write_text(source)
+    paths = [str(tmp_path / "serving" / f"{name}.py") for name in sources]
+    assert import_circles(paths, root=str(tmp_path)) == [["serving.a", "serving.b",
+                                                         "serving.c"]]
 
 
 def test_every_shipped_module_imports_only_downward():

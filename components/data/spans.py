@@ -17,7 +17,8 @@ from typing import Dict, List, Optional
 from tfx import types
 from tfx.dsl.components.common import resolver
 
-SPAN_PROPERTY = "span"
+from components.contract import SPAN_PROPERTY
+from components.validation import lineage
 
 
 def span_of(artifact: types.Artifact) -> int:
@@ -62,7 +63,6 @@ class LatestSpansStrategy(resolver.ResolverStrategy):
     def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
         if self._validated_only:
-            from components.validation import lineage  # it reads spans from this module
             input_dict = {key: [artifact for artifact in artifacts if artifact.id in
                                 lineage.passed_data_gate(store, [a.id for a in artifacts])]
                           for key, artifacts in input_dict.items()}

@@ -27,8 +27,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.contract import LABEL_KEY
-from components.data import spans
+from components.contract import LABEL_KEY, SPAN_PROPERTY
 from components.validation import lineage
 from components.validation.anomalies import SCHEMA_DIFF_FILE
 from components.validation.data_gate import read_schema
@@ -68,7 +67,7 @@ class PreviousSpanStatisticsStrategy(resolver.ResolverStrategy):
             def span_of(artifact):
                 # Statistics of unspanned data count as span 0.
                 found = examples.get(artifact.id)
-                return (found.custom_properties[spans.SPAN_PROPERTY].int_value
+                return (found.custom_properties[SPAN_PROPERTY].int_value
                         if found else 0)
 
             validated = [artifact for artifact in every if artifact.id != current.id

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, Set
 
 from tfx import types
 
-from components.data import spans
+from components.contract import SPAN_PROPERTY
 
 # The DataGate's execution type in MLMD: its component class's full name.
 DATA_GATE_EXECUTION_TYPE = "components.validation.data_gate.DataGate"
@@ -60,7 +60,7 @@ def statistics_examples(store, statistics: Iterable[types.Artifact]) -> Dict[int
         list({event.artifact_id for event in input_events}))}
     examples_of_execution = {
         event.execution_id: inputs[event.artifact_id] for event in input_events
-        if spans.SPAN_PROPERTY in inputs[event.artifact_id].custom_properties}
+        if SPAN_PROPERTY in inputs[event.artifact_id].custom_properties}
     return {statistics_id: examples_of_execution[execution_id]
             for statistics_id, execution_id in producer.items()
             if execution_id in examples_of_execution}

@@ -12,7 +12,8 @@ import json
 import os
 from typing import Optional
 
-from components.contract import CLASS_NAMES, TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
+from components.contract import (CLASS_NAMES, SPAN_PROPERTY, TRAINING_CURVES_FILE,
+                                 TRAINING_METRICS_FILE)
 from pipeline.pipeline import (DATA_GATE_ID, EVALUATOR_ID, EXAMPLE_GEN_ID,
                                REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT,
                                STATISTICS_GEN_ID, TRAINER_ID, TRANSFORM_ID,
@@ -50,9 +51,9 @@ def _input_spans(store, execution, key: str) -> list:
 
     ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
            if key in event_keys(event)]
-    return sorted({artifact.custom_properties["span"].int_value
+    return sorted({artifact.custom_properties[SPAN_PROPERTY].int_value
                    for artifact in store.get_artifacts_by_id(ids)
-                   if "span" in artifact.custom_properties})
+                   if SPAN_PROPERTY in artifact.custom_properties})
 
 
 def _output_span(store, component: dict) -> Optional[int]:
@@ -60,8 +61,8 @@ def _output_span(store, component: dict) -> Optional[int]:
     execution records no span of its own)."""
     uri = component.get("outputs", {}).get("examples")
     for artifact in store.get_artifacts_by_uri(uri) if uri else []:
-        if "span" in artifact.custom_properties:
-            return artifact.custom_properties["span"].int_value
+        if SPAN_PROPERTY in artifact.custom_properties:
+            return artifact.custom_properties[SPAN_PROPERTY].int_value
     return None
 
 

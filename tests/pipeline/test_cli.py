@@ -162,7 +162,7 @@ def test_a_failing_component_shows_its_error_and_the_log(tmp_path):
     console = (result.stdout + result.stderr).splitlines()
     assert library_lines(console) == []
     assert "Cifar10ExampleGen: FAILED after " in result.stdout
-    assert f"error: pipeline failed in Cifar10ExampleGen: " in result.stderr
+    assert "error: pipeline failed in Cifar10ExampleGen: " in result.stderr
     assert f"{blocked} is not a directory" in result.stderr
     log_path = re.search(r"The traceback and the whole output: (\S+)", result.stderr)[1]
     with open(log_path) as log_file:

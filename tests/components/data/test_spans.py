@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from tfx.types import standard_artifacts
 
-from components.data.spans import SPAN_PROPERTY, LatestSpansStrategy, newest_per_span
+from components.contract import SPAN_PROPERTY
+from components.data.spans import LatestSpansStrategy, newest_per_span
 
 
 def _examples(artifact_id: int, span) -> standard_artifacts.Examples:
