@@ -7,6 +7,7 @@
     python -m serving versions --model-base-path DIR [--server URL]
     python -m serving check --model-base-path DIR | --model-dir SAVED_MODEL [--json]
     python -m serving reexport --model-base-path DIR --version V
+    python -m serving proxy --backend URL --port P --log-requests DIR
 
 Exit status: 0 on success, 2 for bad arguments or input (named in the message), 1 when
 the server refused a request or could not be reached, or (check) when a version fails
@@ -59,16 +60,23 @@ def _parser() -> argparse.ArgumentParser:
                             "by then, gets 408 (embedded)")
     serve.add_argument("--max-connections", type=int, default=Limits.max_connections,
                        help="REST connections at once; the next one gets 503 (embedded)")
-    serve.add_argument("--log-requests", metavar="DIR",
-                       help="log a sample of the answered predict and classify requests, "
-                            "with their responses, as PredictionLog TFRecords (embedded)")
-    serve.add_argument("--log-sampling-rate", type=float, default=0.1,
-                       help="share of requests logged, in (0, 1] (default 0.1)")
-    serve.add_argument("--log-max-mb", type=float, default=1024.0,
-                       help="cap on the request log's files; the oldest go first")
+    _request_log_flags(serve, required=False)
     serve.add_argument("--config-dir", help="where TF Serving's config files are written")
     serve.add_argument("--dry-run", action="store_true",
                        help="print the backend, config files and command; start nothing")
+    proxy = commands.add_parser(
+        "proxy", help="pass TF Serving's REST API through to a backend, logging a sample "
+        "of the answered requests (TF Serving cannot log them)")
+    proxy.add_argument("--backend", required=True,
+                       help="the backend's REST URL, e.g. http://127.0.0.1:8501")
+    proxy.add_argument("--port", type=int, default=8511, help="0: any free port")
+    proxy.add_argument("--host", default="0.0.0.0")
+    proxy.add_argument("--model-name", default="cifar10",
+                       help="the model the metrics count requests of")
+    proxy.add_argument("--max-request-mb", type=float, default=8.0)
+    proxy.add_argument("--read-timeout-seconds", type=float, default=Limits.read_timeout_s)
+    proxy.add_argument("--max-connections", type=int, default=Limits.max_connections)
+    _request_log_flags(proxy, required=True)
     predict = commands.add_parser("predict", help="classify image files with a served model")
     predict.add_argument("--server", required=True,
                          help="REST: http://host:port; gRPC (with --grpc): host:port")
@@ -105,6 +113,57 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--timeout-seconds", type=float, default=300.0,
                              help="how long a version may take to load on --server")
     return parser
+
+
+def _request_log_flags(command, required: bool) -> None:
+    command.add_argument("--log-requests", metavar="DIR", required=required,
+                         help="log a sample of the answered predict and classify requests, "
+                              "with their responses, as PredictionLog TFRecords (the "
+                              "embedded server, or the proxy in front of TF Serving)")
+    command.add_argument("--log-sampling-rate", type=float, default=0.1,
+                         help="share of requests logged, in (0, 1] (default 0.1)")
+    command.add_argument("--log-max-mb", type=float, default=1024.0,
+                         help="cap on the request log's files; the oldest go first")
+
+
+def _proxy(args) -> int:
+    import signal
+    import threading
+
+    from serving import quiet_import
+    quiet_import.tensorflow()
+    from serving.proxy import LoggingProxy
+    from serving.request_log import RequestLog, flags_problem
+    from serving.rest_server import serve_http
+
+    limits = Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+                    read_timeout_s=args.read_timeout_seconds,
+                    max_connections=args.max_connections)
+    try:
+        limits.check()
+    except ValueError as error:
+        print(f"error: limits: {error}", file=sys.stderr)
+        return 2
+    problem = flags_problem(args.log_sampling_rate, args.log_max_mb)
+    if problem or not args.backend.startswith(("http://", "https://")):
+        print(f"error: {problem or f'--backend {args.backend}: not an http(s) URL'}",
+              file=sys.stderr)
+        return 2
+    proxy = LoggingProxy(args.backend, args.model_name, None, limits)
+    proxy.requests_log = RequestLog(args.log_requests, args.log_sampling_rate,
+                                    int(args.log_max_mb * 2**20), proxy.metrics.registry)
+    server = serve_http(proxy, args.host, args.port, limits)
+    print(f"Proxy at http://{args.host}:{server.server_port} for {proxy.backend_url}, "
+          f"logging {args.log_sampling_rate:.0%} of the answered requests with their "
+          f"responses to {proxy.requests_log.directory} (at most {args.log_max_mb:g} MiB)",
+          flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    stop.wait()
+    server.shutdown()
+    proxy.requests_log.close()
+    return 0
 
 
 def _serve(args) -> int:
@@ -304,6 +363,8 @@ def main(argv=None) -> int:
         return _serve(args)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "proxy":
+        return _proxy(args)
     if args.command == "check":
         return _check(args)
     if args.command == "reexport":

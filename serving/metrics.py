@@ -76,9 +76,12 @@ class _StoreCollector:
 
 
 class ServerMetrics:
+    """A server's metrics; `store` None for a server that holds no model (the logging
+    proxy), whose requests count under `model_name`."""
 
-    def __init__(self, store):
+    def __init__(self, store, model_name: str = ""):
         self.store = store
+        self.model_name = store.model_name if store is not None else model_name
         self.registry = CollectorRegistry()
         self.requests = Counter("serving_requests", "Requests answered",
                                 ["model", "version", "signature", "api", "method", "code"],
@@ -87,10 +90,11 @@ class ServerMetrics:
                                  "Time from a request's arrival to its answer",
                                  ["model", "api", "method"], buckets=_LATENCY_BUCKETS,
                                  registry=self.registry)
-        self.registry.register(_StoreCollector(store))
+        if store is not None:
+            self.registry.register(_StoreCollector(store))
 
     def known_model(self, name: str) -> str:
-        return name if name == self.store.model_name else ""
+        return name if name == self.model_name else ""
 
     def observe(self, record: RequestRecord, code: str) -> None:
         self.requests.labels(record.model, record.version, record.signature, record.api,

@@ -82,12 +82,10 @@ def check(settings: ServerSettings) -> None:
     except ValueError as error:
         raise ServerConfigError(f"limits: {error}") from None
     if settings.log_requests_dir is not None:
-        if not 0 < settings.log_sampling_rate <= 1:
-            raise ServerConfigError(f"--log-sampling-rate {settings.log_sampling_rate}: "
-                                    f"must be in (0, 1]")
-        if settings.log_max_mb * 2**20 < 4096:
-            raise ServerConfigError(f"--log-max-mb {settings.log_max_mb}: must be at least "
-                                    f"4 KiB (0.004)")
+        from serving.request_log import flags_problem
+        problem = flags_problem(settings.log_sampling_rate, settings.log_max_mb)
+        if problem:
+            raise ServerConfigError(problem)
     # Every exported version's warmup file holds a request of this batch: TF Serving
     # replays it through its batching session, which refuses a batch over
     # max_batch_size, so no version would ever load.

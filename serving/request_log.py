@@ -35,6 +35,7 @@ LOG_FILE_SUFFIX = ".tfrecord"
 QUEUE_RECORDS = 256
 # TFRecord framing around each record: length, its CRC, the data's CRC.
 _RECORD_FRAMING_BYTES = 16
+MIN_CAP_BYTES = 4096
 WRITTEN, DROPPED_QUEUE_FULL, DROPPED_TOO_LARGE, FAILED = (
     "written", "dropped_queue_full", "dropped_too_large", "failed")
 
@@ -57,6 +58,15 @@ def classify_record(request, response) -> prediction_log_pb2.PredictionLog:
     return record
 
 
+def flags_problem(sampling_rate: float, max_mb: float) -> Optional[str]:
+    """What is wrong with `--log-sampling-rate` and `--log-max-mb`, or None."""
+    if not 0 < sampling_rate <= 1:
+        return f"--log-sampling-rate {sampling_rate:g}: must be in (0, 1]"
+    if max_mb * 2**20 < MIN_CAP_BYTES:
+        return f"--log-max-mb {max_mb:g}: must be at least {MIN_CAP_BYTES / 2**20:g} (4 KiB)"
+    return None
+
+
 def log_files(directory: str) -> list:
     """The request files in `directory`, oldest first (their names sort by time)."""
     return sorted(name for name in os.listdir(directory)
@@ -70,7 +80,7 @@ class RequestLog:
                  log: Callable[[str], None] = print, seed: Optional[int] = None) -> None:
         if not 0 < sampling_rate <= 1:
             raise ValueError(f"the sampling rate {sampling_rate} is not in (0, 1]")
-        if max_bytes < 4 * 1024:
+        if max_bytes < MIN_CAP_BYTES:
             raise ValueError(f"the cap {max_bytes} bytes is below 4 KiB")
         self.directory = os.path.abspath(directory)
         self.sampling_rate, self.max_bytes = sampling_rate, max_bytes

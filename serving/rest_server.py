@@ -39,9 +39,9 @@ from serving.metrics import (METRICS_PATH, RequestRecord, ServerMetrics, code_of
 from serving.model_store import ModelStore
 from serving.request_log import RequestLog
 
-_METHOD_OF_SUFFIX = {None: STATUS, "/metadata": METADATA, ":predict": PREDICT,
+METHOD_OF_SUFFIX = {None: STATUS, "/metadata": METADATA, ":predict": PREDICT,
                      ":classify": CLASSIFY}
-_MODEL_PATH = re.compile(
+MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$")
@@ -79,7 +79,7 @@ def _json_value(array: np.ndarray, output_name: str):
     return array.tolist()
 
 
-def _predict_inputs(body: dict, input_names: list) -> tuple:
+def predict_inputs(body: dict, input_names: list) -> tuple:
     if ("instances" in body) == ("inputs" in body):
         raise invalid("the request must have exactly one of \"instances\" (row format) "
                       "or \"inputs\" (columnar format)")
@@ -105,6 +105,25 @@ def _predict_inputs(body: dict, input_names: list) -> tuple:
         raise invalid(f"the signature takes inputs {input_names}: \"inputs\" must be an "
                       f"object naming them")
     return "columnar", {input_names[0]: inputs}
+
+
+def classify_examples(request: dict, limits: Limits) -> list:
+    """A REST classify request's examples, each merged with the context, serialized."""
+    examples = decode_b64(request.get("examples"))
+    if not isinstance(examples, list) or not examples:
+        raise invalid("\"examples\" must be a non-empty list of feature objects")
+    limits.check_batch(len(examples), "examples")
+    context = decode_b64(request.get("context") or {})
+    if not isinstance(context, dict):
+        raise invalid("\"context\" must be an object of features")
+    serialized = []
+    for example in examples:
+        if isinstance(example, dict) and set(example) & set(context):
+            raise invalid(f"features {sorted(set(example) & set(context))} appear in "
+                          f"both the context and an example")
+        serialized.append(_example_from_json({**context, **example}
+                                             if isinstance(example, dict) else example))
+    return serialized
 
 
 def _example_from_json(features: dict) -> bytes:
@@ -194,11 +213,11 @@ class RestApi:
 
     def _route(self, method: str, path: str, body: Optional[bytes],
                record: RequestRecord) -> dict:
-        match = _MODEL_PATH.match(path.split("?", 1)[0])
+        match = MODEL_PATH.match(path.split("?", 1)[0])
         if not match:
             raise not_found(f"Malformed request: {method} {path}")
         record.model = self.metrics.known_model(match["name"])
-        record.method = _METHOD_OF_SUFFIX.get(match["suffix"], "")
+        record.method = METHOD_OF_SUFFIX.get(match["suffix"], "")
         label = match["label"]
         version = None
         if match["version"] is not None:
@@ -244,7 +263,7 @@ class RestApi:
                                                        request.get("signature_name", ""))
         record_loaded(record, loaded, signature_name)
         input_names = sorted(inference.input_specs(function))
-        request_format, inputs = _predict_inputs(request, input_names)
+        request_format, inputs = predict_inputs(request, input_names)
         for value in inputs.values():
             if isinstance(value, list):
                 self.limits.check_batch(len(value))
@@ -270,20 +289,7 @@ class RestApi:
 
     def _classify(self, loaded, request: dict, record: RequestRecord) -> dict:
         record_loaded(record, loaded, request.get("signature_name") or EXAMPLES_SIGNATURE)
-        examples = decode_b64(request.get("examples"))
-        if not isinstance(examples, list) or not examples:
-            raise invalid("\"examples\" must be a non-empty list of feature objects")
-        self.limits.check_batch(len(examples), "examples")
-        context = decode_b64(request.get("context") or {})
-        if not isinstance(context, dict):
-            raise invalid("\"context\" must be an object of features")
-        serialized = []
-        for example in examples:
-            if isinstance(example, dict) and set(example) & set(context):
-                raise invalid(f"features {sorted(set(example) & set(context))} appear in "
-                              f"both the context and an example")
-            serialized.append(_example_from_json({**context, **example}
-                                                 if isinstance(example, dict) else example))
+        serialized = classify_examples(request, self.limits)
         results = inference.classify(loaded, serialized, request.get("signature_name"),
                                      limits=self.limits, slots=self.slots)
         if self.request_log is not None:
@@ -509,7 +515,12 @@ def start(store: ModelStore, host: str, port: int, limits: Limits = Limits(),
     `slots`: shared with the gRPC server (see Limits.inference_slots); `metrics`: the
     server's registry, which gRPC counts into too; `request_log`: where a sample of
     the answered predict and classify requests goes (shared with gRPC too)."""
-    api = RestApi(store, limits, slots, metrics, request_log)
+    return serve_http(RestApi(store, limits, slots, metrics, request_log), host, port, limits)
+
+
+def serve_http(api, host: str, port: int, limits: Limits) -> ThreadingHTTPServer:
+    """Serves `api` (anything with RestApi's `handle` and `metrics`) over HTTP with the
+    same limits, in a background thread; returns the server (`.server_port`)."""
     handler = type("RestHandler", (_Handler,), {"api": api, "limits": limits})
     server = _BoundedServer((host, port), handler, limits, api.metrics)
     threading.Thread(target=server.serve_forever, name="rest-server", daemon=True).start()

@@ -7,6 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -14,15 +18,15 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.contract import DEFAULT_SIGNATURE, IMAGES_INPUT
+from components.contract import CLASS_NAMES, DEFAULT_SIGNATURE, IMAGE_KEY, IMAGES_INPUT
 from serving import request_log
 from serving.client import ServingRequestError, connect
 from serving.limits import Limits
 from serving.metrics import METRICS_PATH, ServerMetrics
 from serving.model_store import ModelStore
 from serving.rest_server import RestApi
-from tests.support.data import png_images
-from tests.support.server_process import EmbeddedServerProcess
+from tests.support.data import REPO_ROOT, png_images
+from tests.support.server_process import EmbeddedServerProcess, user_environment
 
 
 def _records(directory: str) -> list:
@@ -151,3 +155,53 @@ def test_a_log_that_cannot_be_written_fails_no_request(pushed_model, tmp_path):
     assert len(printed) == 1 and str(blocker) in printed[0]
     assert 'serving_request_log_records_total{outcome="failed"} 3.0' in \
         metrics.exposition().decode()
+
+
+def _start_proxy(backend_url: str, log_dir: str) -> tuple:
+    """`python -m serving proxy` on a free loopback port; (process, its URL)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "proxy", "--backend", backend_url, "--host",
+         "127.0.0.1", "--port", "0", "--log-requests", log_dir, "--log-sampling-rate", "1"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=user_environment())
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if match := re.match(r"Proxy at (http://127\.0\.0\.1:\d+) ", line):
+            return process, match[1]
+    process.kill()
+    raise RuntimeError("the proxy did not start:\n" + "".join(lines))
+
+
+def test_the_proxy_in_front_of_a_server_logs_what_the_server_logs(pushed_model, tmp_path):
+    """Through the proxy, predict and classify requests reach the server unchanged, and
+    the proxy's records equal the server's own (the time aside)."""
+    server_dir, proxy_dir = str(tmp_path / "server"), str(tmp_path / "proxy")
+    server = EmbeddedServerProcess(pushed_model[0], extra_args=(
+        "--log-requests", server_dir, "--log-sampling-rate", "1"))
+    proxy, proxy_url = _start_proxy(server.rest_url, proxy_dir)
+    images = png_images(3)
+    try:
+        client = connect(proxy_url, "cifar10")
+        direct = connect(server.rest_url, "cifar10").predict(images[:2])
+        assert client.predict(images[:2]) == direct
+        client.predict(images[2:])
+        examples = {"examples": [{IMAGE_KEY: {"b64": base64.b64encode(images[0]).decode()}}]}
+        request = urllib.request.Request(f"{proxy_url}/v1/models/cifar10:classify",
+                                         data=json.dumps(examples).encode())
+        with urllib.request.urlopen(request) as answer:
+            assert len(json.load(answer)["result"][0]) == len(CLASS_NAMES)
+        with pytest.raises(ServingRequestError) as refused:  # the backend's own error
+            client.predict([b"not an image"])
+        assert refused.value.status == 400 and "image" in refused.value.message
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        proxy.wait(timeout=30)
+        server.stop()
+    server_records = _records(server_dir)[1:]  # the first came directly, not through it
+    proxy_records = _records(proxy_dir)
+    assert len(proxy_records) == 3 and len(server_records) == 3
+    for record in server_records + proxy_records:
+        record.log_metadata.ClearField("timestamp_secs")
+    assert proxy_records == server_records
+    assert proxy_records[2].WhichOneof("log_type") == "classify_log"
