@@ -7,10 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -25,8 +21,8 @@ from serving.limits import Limits
 from serving.metrics import METRICS_PATH, ServerMetrics
 from serving.model_store import ModelStore
 from serving.rest_server import RestApi
-from tests.support.data import REPO_ROOT, png_images
-from tests.support.server_process import EmbeddedServerProcess, user_environment
+from tests.support.data import png_images
+from tests.support.server_process import EmbeddedServerProcess, ProxyProcess
 
 
 def _records(directory: str) -> list:
@@ -157,29 +153,14 @@ def test_a_log_that_cannot_be_written_fails_no_request(pushed_model, tmp_path):
         metrics.exposition().decode()
 
 
-def _start_proxy(backend_url: str, log_dir: str) -> tuple:
-    """`python -m serving proxy` on a free loopback port; (process, its URL)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "proxy", "--backend", backend_url, "--host",
-         "127.0.0.1", "--port", "0", "--log-requests", log_dir, "--log-sampling-rate", "1"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=user_environment())
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if match := re.match(r"Proxy at (http://127\.0\.0\.1:\d+) ", line):
-            return process, match[1]
-    process.kill()
-    raise RuntimeError("the proxy did not start:\n" + "".join(lines))
-
-
 def test_the_proxy_in_front_of_a_server_logs_what_the_server_logs(pushed_model, tmp_path):
     """Through the proxy, predict and classify requests reach the server unchanged, and
     the proxy's records equal the server's own (the time aside)."""
     server_dir, proxy_dir = str(tmp_path / "server"), str(tmp_path / "proxy")
     server = EmbeddedServerProcess(pushed_model[0], extra_args=(
         "--log-requests", server_dir, "--log-sampling-rate", "1"))
-    proxy, proxy_url = _start_proxy(server.rest_url, proxy_dir)
+    proxy = ProxyProcess(server.rest_url, proxy_dir)
+    proxy_url = proxy.url
     images = png_images(3)
     try:
         client = connect(proxy_url, "cifar10")
@@ -195,8 +176,7 @@ def test_the_proxy_in_front_of_a_server_logs_what_the_server_logs(pushed_model, 
             client.predict([b"not an image"])
         assert refused.value.status == 400 and "image" in refused.value.message
     finally:
-        proxy.send_signal(signal.SIGTERM)
-        proxy.wait(timeout=30)
+        proxy.stop()
         server.stop()
     server_records = _records(server_dir)[1:]  # the first came directly, not through it
     proxy_records = _records(proxy_dir)

@@ -68,6 +68,46 @@ class EmbeddedServerProcess:
         return self.process.wait()
 
 
+class ProxyProcess:
+    """`python -m serving proxy` in front of `backend_url`, on a free loopback port,
+    logging every request (or `sampling_rate` of them) to `log_dir`."""
+
+    def __init__(self, backend_url: str, log_dir: str, sampling_rate: float = 1.0,
+                 start_timeout_s: float = 120.0):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "proxy", "--backend", backend_url, "--host",
+             "127.0.0.1", "--port", "0", "--log-requests", log_dir,
+             "--log-sampling-rate", str(sampling_rate)],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=user_environment())
+        self.lines = []
+        deadline = time.monotonic() + start_timeout_s
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if match := re.match(r"Proxy at (http://127\.0\.0\.1:\d+) ", line):
+                self.url = match[1]
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        self.stop()
+        raise RuntimeError("the proxy did not start:\n" + "".join(self.lines))
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: it writes what is queued, then exits
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
 def server_rss_bytes(server: EmbeddedServerProcess) -> int:
     """The server process's resident memory, from /proc."""
     with open(f"/proc/{server.process.pid}/status") as status:
