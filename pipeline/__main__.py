@@ -303,7 +303,7 @@ def _run(config, args, console: Console) -> int:
         failure = {}
         console.name_log_after(index, failure)
         if index:
-            print(f"Report: {index}", file=console.out)
+            progress.report(f"Report: {index}")
         if "log" in failure:
             console.error(f"The traceback and the whole output: {failure['log']}")
         return 1
