@@ -140,7 +140,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = inference.predict_response(request.model_spec.name, loaded.version,
                                               signature_name, outputs)
         if self.request_log is not None:
-            self.request_log.offer(lambda: request_log.predict_record(request, response))
+            self.request_log.offer(lambda: request_log.record_of(request, response))
         return response
 
     @_aborts_on_serving_error
@@ -172,7 +172,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             request.model_spec.name, loaded.version,
             request.model_spec.signature_name or EXAMPLES_SIGNATURE, results)
         if self.request_log is not None:
-            self.request_log.offer(lambda: request_log.classify_record(request, response))
+            self.request_log.offer(lambda: request_log.record_of(request, response))
         return response
 
     @_aborts_on_serving_error

@@ -130,7 +130,7 @@ class LoggingProxy:
             serialized = classify_examples(request, self.limits)
             results = [[(label, score) for label, score in scores]
                        for scores in answer["result"]]
-            return request_log.classify_record(
+            return request_log.record_of(
                 inference.classification_request(name, signature_name, serialized),
                 inference.classification_response(name, version, signature_name, results))
         signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
@@ -144,7 +144,7 @@ class LoggingProxy:
         _, inputs = predict_inputs(request, sorted(input_dtypes))
         outputs = {key: _array(values, output_dtypes[key])
                    for key, values in _columns(answer, sorted(output_dtypes)).items()}
-        return request_log.predict_record(
+        return request_log.record_of(
             inference.predict_request(name, signature_name, inputs, {
                 key: tf.TensorSpec(None, dtype) for key, dtype in input_dtypes.items()}),
             inference.predict_response(name, version, signature_name, outputs))

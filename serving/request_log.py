@@ -40,20 +40,14 @@ WRITTEN, DROPPED_QUEUE_FULL, DROPPED_TOO_LARGE, FAILED = (
     "written", "dropped_queue_full", "dropped_too_large", "failed")
 
 
-def predict_record(request, response) -> prediction_log_pb2.PredictionLog:
-    """A PredictLog of a PredictRequest and the PredictResponse that answered it."""
+def record_of(request, response) -> prediction_log_pb2.PredictionLog:
+    """The PredictionLog of a request and the response that answered it: a PredictLog
+    for a PredictRequest, a ClassifyLog for a ClassificationRequest."""
     record = prediction_log_pb2.PredictionLog()
-    record.predict_log.request.CopyFrom(request)
-    record.predict_log.response.CopyFrom(response)
-    record.log_metadata.model_spec.CopyFrom(response.model_spec)
-    return record
-
-
-def classify_record(request, response) -> prediction_log_pb2.PredictionLog:
-    """A ClassifyLog of a ClassificationRequest and its ClassificationResponse."""
-    record = prediction_log_pb2.PredictionLog()
-    record.classify_log.request.CopyFrom(request)
-    record.classify_log.response.CopyFrom(response)
+    log = (record.predict_log if request.DESCRIPTOR.name == "PredictRequest"
+           else record.classify_log)
+    log.request.CopyFrom(request)
+    log.response.CopyFrom(response)
     record.log_metadata.model_spec.CopyFrom(response.model_spec)
     return record
 

@@ -271,7 +271,7 @@ class RestApi:
                                    slots=self.slots)
         if self.request_log is not None:
             name, specs = self.store.model_name, inference.input_specs(function)
-            self.request_log.offer(lambda: request_log.predict_record(
+            self.request_log.offer(lambda: request_log.record_of(
                 inference.predict_request(name, signature_name, inputs, specs),
                 inference.predict_response(name, loaded.version, signature_name, outputs)))
         if request_format == "columnar":
@@ -295,7 +295,7 @@ class RestApi:
         if self.request_log is not None:
             name = self.store.model_name
             signature_name = request.get("signature_name") or EXAMPLES_SIGNATURE
-            self.request_log.offer(lambda: request_log.classify_record(
+            self.request_log.offer(lambda: request_log.record_of(
                 inference.classification_request(name, signature_name, serialized),
                 inference.classification_response(name, loaded.version, signature_name,
                                                   results)))
