@@ -50,12 +50,17 @@ def _outcomes(metrics_text: str) -> dict:
     return found
 
 
-def test_a_server_logging_every_request_writes_one_prediction_log_each(pushed_model,
-                                                                       tmp_path):
+def test_a_server_and_the_proxy_in_front_of_it_log_every_request_alike(pushed_model,
+                                                                      tmp_path):
+    """At rate 1 the server writes one PredictionLog per answered request (REST and
+    gRPC), with the version, signature, time and the bytes sent; through the proxy,
+    requests reach the server unchanged and the proxy's records equal the server's
+    own, the time aside."""
     base_path, version, _ = pushed_model
-    log_dir = str(tmp_path / "requests")
+    server_dir, proxy_dir = str(tmp_path / "server"), str(tmp_path / "proxy")
     server = EmbeddedServerProcess(base_path, extra_args=(
-        "--log-requests", log_dir, "--log-sampling-rate", "1"))
+        "--log-requests", server_dir, "--log-sampling-rate", "1"))
+    proxy = ProxyProcess(server.rest_url, proxy_dir)
     images = png_images(5)
     started = time.time()
     try:
@@ -68,33 +73,57 @@ def test_a_server_logging_every_request_writes_one_prediction_log_each(pushed_mo
         grpc.close()
         with pytest.raises(ServingRequestError):  # refused: not logged
             rest.predict([b"not an image"])
+        # Through the proxy: predict, classify, and a request the server refuses.
+        through = connect(proxy.url, "cifar10")
+        assert through.predict(images[:2]) == rest.predict(images[:2])
+        examples = {"examples": [{IMAGE_KEY: {"b64": base64.b64encode(images[0]).decode()}}]}
+        classify = urllib.request.Request(f"{proxy.url}/v1/models/cifar10:classify",
+                                          data=json.dumps(examples).encode())
+        with urllib.request.urlopen(classify) as answer:
+            assert len(json.load(answer)["result"][0]) == len(CLASS_NAMES)
+        with pytest.raises(ServingRequestError) as refused:  # the server's own error
+            through.predict([b"not an image"])
+        assert refused.value.status == 400 and "image" in refused.value.message
         deadline = time.monotonic() + 30
         while True:
             with urllib.request.urlopen(server.rest_url + METRICS_PATH) as answer:
                 outcomes = _outcomes(answer.read().decode())
-            if outcomes.get(request_log.WRITTEN) == 5 or time.monotonic() > deadline:
+            if outcomes.get(request_log.WRITTEN) == 8 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
+        proxy.stop()
         server.stop()
-    assert outcomes == {request_log.WRITTEN: 5, request_log.DROPPED_QUEUE_FULL: 0,
+    assert outcomes == {request_log.WRITTEN: 8, request_log.DROPPED_QUEUE_FULL: 0,
                         request_log.DROPPED_TOO_LARGE: 0, request_log.FAILED: 0}
     assert any("Logging 100% of the answered requests" in line for line in server.lines)
 
-    records = _records(log_dir)
-    assert len(records) == 5
+    records = _records(server_dir)
+    assert len(records) == 8
     for record in records:
         metadata = record.log_metadata
         assert metadata.model_spec.name == "cifar10"
         assert metadata.model_spec.version.value == version
-        assert metadata.model_spec.signature_name == DEFAULT_SIGNATURE
         assert metadata.sampling_config.sampling_rate == 1
         assert started - 1 <= metadata.timestamp_secs <= time.time() + 1
+    direct = records[:5]
+    for record in direct:
+        assert record.log_metadata.model_spec.signature_name == DEFAULT_SIGNATURE
         assert record.predict_log.response.outputs  # the answer is kept with it
     # The bytes each client sent, REST's base64 decoded, in the order answered.
     sent = [tf.make_ndarray(record.predict_log.request.inputs[IMAGES_INPUT]).tolist()
-            for record in records]
+            for record in direct]
     assert sent == [images[0:2], images[1:3], images[2:4], [images[4]], [images[3]]]
+
+    proxy_records = _records(proxy_dir)
+    assert len(proxy_records) == 2
+    # The server's records of the proxied requests (records[6] is the direct one the
+    # proxied predict was compared with).
+    behind = [records[5], records[7]]
+    for record in behind + proxy_records:
+        record.log_metadata.ClearField("timestamp_secs")
+    assert proxy_records == behind
+    assert proxy_records[1].WhichOneof("log_type") == "classify_log"
 
 
 def test_about_the_sampling_rate_of_requests_is_logged(tmp_path):
@@ -151,37 +180,3 @@ def test_a_log_that_cannot_be_written_fails_no_request(pushed_model, tmp_path):
     assert len(printed) == 1 and str(blocker) in printed[0]
     assert 'serving_request_log_records_total{outcome="failed"} 3.0' in \
         metrics.exposition().decode()
-
-
-def test_the_proxy_in_front_of_a_server_logs_what_the_server_logs(pushed_model, tmp_path):
-    """Through the proxy, predict and classify requests reach the server unchanged, and
-    the proxy's records equal the server's own (the time aside)."""
-    server_dir, proxy_dir = str(tmp_path / "server"), str(tmp_path / "proxy")
-    server = EmbeddedServerProcess(pushed_model[0], extra_args=(
-        "--log-requests", server_dir, "--log-sampling-rate", "1"))
-    proxy = ProxyProcess(server.rest_url, proxy_dir)
-    proxy_url = proxy.url
-    images = png_images(3)
-    try:
-        client = connect(proxy_url, "cifar10")
-        direct = connect(server.rest_url, "cifar10").predict(images[:2])
-        assert client.predict(images[:2]) == direct
-        client.predict(images[2:])
-        examples = {"examples": [{IMAGE_KEY: {"b64": base64.b64encode(images[0]).decode()}}]}
-        request = urllib.request.Request(f"{proxy_url}/v1/models/cifar10:classify",
-                                         data=json.dumps(examples).encode())
-        with urllib.request.urlopen(request) as answer:
-            assert len(json.load(answer)["result"][0]) == len(CLASS_NAMES)
-        with pytest.raises(ServingRequestError) as refused:  # the backend's own error
-            client.predict([b"not an image"])
-        assert refused.value.status == 400 and "image" in refused.value.message
-    finally:
-        proxy.stop()
-        server.stop()
-    server_records = _records(server_dir)[1:]  # the first came directly, not through it
-    proxy_records = _records(proxy_dir)
-    assert len(proxy_records) == 3 and len(server_records) == 3
-    for record in server_records + proxy_records:
-        record.log_metadata.ClearField("timestamp_secs")
-    assert proxy_records == server_records
-    assert proxy_records[2].WhichOneof("log_type") == "classify_log"
