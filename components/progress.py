@@ -17,15 +17,17 @@ import sys
 import time
 from typing import Optional, TextIO
 
-# Where lines written to standard output are echoed too (the terminal of a run whose
-# standard output is its log file); None: nowhere.
+# Where lines written to standard output and standard error are echoed too (the
+# terminal of a run whose output is its log file); None: nowhere.
 _echo: Optional[TextIO] = None
+_echo_errors: Optional[TextIO] = None
 
 
-def echo_to(stream: Optional[TextIO]) -> None:
-    """Echoes every later line meant for standard output to `stream` too (None: stop)."""
-    global _echo
-    _echo = stream
+def echo_to(stream: Optional[TextIO], errors: Optional[TextIO] = None) -> None:
+    """Echoes every later line meant for standard output to `stream` too, and every
+    `error` line to `errors` (None: stop)."""
+    global _echo, _echo_errors
+    _echo, _echo_errors = stream, errors
 
 
 def report(message: str, stream: Optional[TextIO] = None) -> None:
@@ -33,6 +35,14 @@ def report(message: str, stream: Optional[TextIO] = None) -> None:
     print(message, file=target, flush=True)
     if _echo is not None and target is sys.stdout:
         print(message, file=_echo, flush=True)
+
+
+def error(message: str) -> None:
+    """A line for standard error (an error, a warning to act on), echoed as `report`'s
+    lines are."""
+    print(message, file=sys.stderr, flush=True)
+    if _echo_errors is not None:
+        print(message, file=_echo_errors, flush=True)
 
 
 def transfer(label: str, done_bytes: int, total_bytes: Optional[int], started: float,

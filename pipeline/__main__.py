@@ -121,8 +121,8 @@ def _evaluate(args, extra_args) -> int:
     return 0
 
 
-def _write_report(config, run_summary: dict, started_ms: Optional[int],
-                  console: "Console") -> Optional[str]:
+def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
+                  ) -> Optional[str]:
     """Writes the latest run's report (only a run started at or after `started_ms`)
     and adds its path to `run_summary`. A failure to write it is printed and never
     changes the run's exit status."""
@@ -131,8 +131,8 @@ def _write_report(config, run_summary: dict, started_ms: Optional[int],
         index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
                              config.output_dir, config.profile, started_ms)
     except Exception as error:  # the run's own outcome matters more than its report
-        console.error(f"warning: the run report was not written: "
-                      f"{type(error).__name__}: {error}")
+        progress.error(f"warning: the run report was not written: "
+                       f"{type(error).__name__}: {error}")
         return None
     if index:
         run_summary["report"] = index
@@ -219,9 +219,9 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.verbose:
-        return _run(config, args, Console(sys.stdout, sys.stderr))
+        return _run(config, args, Console(sys.stdout))
     with RunLog() as run_log:
-        status = _run(config, args, Console(run_log.console, run_log.errors, run_log))
+        status = _run(config, args, Console(run_log.console, run_log))
         if not run_log.settled and status in (0, 2, 3):
             os.remove(run_log.path)  # refused before it began: nothing to keep
         elif not run_log.settled:
@@ -230,16 +230,12 @@ def main(argv=None) -> int:
 
 
 class Console:
-    """Where the run's own lines go: the terminal, and the log file beside it when
-    there is one (`run_log`)."""
+    """Where the run's summary goes: the terminal (`out`), and the log file beside it
+    when there is one (`run_log`). Other lines go through components.progress, which
+    echoes them on the terminal."""
 
-    def __init__(self, out, errors, run_log: Optional[RunLog] = None) -> None:
-        self.out, self.errors, self.run_log = out, errors, run_log
-
-    def error(self, message: str) -> None:
-        print(message, file=self.errors, flush=True)
-        if self.run_log is not None:
-            print(message, file=sys.stderr, flush=True)
+    def __init__(self, out, run_log: Optional[RunLog] = None) -> None:
+        self.out, self.run_log = out, run_log
 
     def start_log(self, output_dir: str) -> None:
         """Moves the log into the output directory, now that the run begins."""
@@ -283,10 +279,10 @@ def _run(config, args, console: Console) -> int:
     try:
         run_summary = local_runner.run(config, args.to_nodes, on_start=on_start)
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
-        console.error(f"error: {error}")
+        progress.error(f"error: {error}")
         return 2
     except RunLockedError as error:
-        console.error(f"error: {error}")
+        progress.error(f"error: {error}")
         return 3
     except Exception as error:  # a component failed
         traceback.print_exc()  # into the log (the console under --verbose)
@@ -297,21 +293,21 @@ def _run(config, args, console: Console) -> int:
         from components.validation.data_gate import stopped_by_data_gate
         if stopped_by_data_gate(error):
             return _stopped_by_data_gate(config, error, console, started_ms)
-        console.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}: "
-                      f"{type(error).__name__}: {error}")
-        index = _write_report(config, {}, started_ms, console)
+        progress.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}"
+                       f": {type(error).__name__}: {error}")
         failure = {}
+        index = _write_report(config, failure, started_ms)
         console.name_log_after(index, failure)
         if index:
             progress.report(f"Report: {index}")
         if "log" in failure:
-            console.error(f"The traceback and the whole output: {failure['log']}")
+            progress.error(f"The traceback and the whole output: {failure['log']}")
         return 1
     finally:
         for handler in component_lines:
             logging.getLogger("absl").removeHandler(handler)
             handler.close()
-    index = _write_report(config, run_summary, started_ms, console)
+    index = _write_report(config, run_summary, started_ms)
     console.name_log_after(index, run_summary)
     console.print_report(run_summary)
     return 0
@@ -323,13 +319,13 @@ def _stopped_by_data_gate(config, error, console: Console, started_ms: int) -> i
     try:
         blocked = summary.run_report(os.path.abspath(config.metadata_path),
                                      config.pipeline_name)
-        index = _write_report(config, blocked, started_ms, console)
+        index = _write_report(config, blocked, started_ms)
         console.name_log_after(index, blocked)
         console.print_report(blocked)
     except Exception as report_error:  # the exit status must still say why
-        console.error(f"warning: the run summary could not be read: "
-                      f"{type(report_error).__name__}: {report_error}")
-    console.error(f"error: data validation stopped the run: {error}")
+        progress.error(f"warning: the run summary could not be read: "
+                       f"{type(report_error).__name__}: {report_error}")
+    progress.error(f"error: data validation stopped the run: {error}")
     return EXIT_DATA_ANOMALIES
 
 

@@ -22,11 +22,10 @@ def _per_split(counts: Dict[str, int]) -> str:
 
 
 def _examples_written(component: dict) -> str:
-    from components.data.split_files import split_names, split_records
+    from pipeline.report.examples import class_counts
 
-    examples_uri = component["outputs"]["examples"]
-    counts = {split: int(split_records(examples_uri, split).reduce(0, lambda n, _: n + 1))
-              for split in split_names(examples_uri)}
+    counts = {split: sum(per_class) for split, per_class in
+              class_counts(component["outputs"]["examples"]).items()}
     return f"examples written: {_per_split(counts)}"
 
 

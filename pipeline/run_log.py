@@ -69,7 +69,7 @@ class RunLog:
         handle, self.path = tempfile.mkstemp(prefix="cifar10-tfx-run-", suffix=".log")
         os.close(handle)
         _point_output_at(self.path)
-        progress.echo_to(self.console)
+        progress.echo_to(self.console, self.errors)
         return self
 
     def settle(self, output_dir: str) -> str:

@@ -127,13 +127,11 @@ def _request_log_flags(command, required: bool) -> None:
 
 
 def _proxy(args) -> int:
-    import signal
-    import threading
-
     from serving import quiet_import
     quiet_import.tensorflow()
+    from serving.model_server import wait_for_stop_signal
     from serving.proxy import LoggingProxy
-    from serving.request_log import RequestLog, flags_problem
+    from serving.request_log import flags_problem
     from serving.rest_server import serve_http
 
     limits = Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
@@ -149,18 +147,12 @@ def _proxy(args) -> int:
         print(f"error: {problem or f'--backend {args.backend}: not an http(s) URL'}",
               file=sys.stderr)
         return 2
-    proxy = LoggingProxy(args.backend, args.model_name, None, limits)
-    proxy.requests_log = RequestLog(args.log_requests, args.log_sampling_rate,
-                                    int(args.log_max_mb * 2**20), proxy.metrics.registry)
+    proxy = LoggingProxy(args.backend, args.model_name, args.log_requests,
+                         args.log_sampling_rate, int(args.log_max_mb * 2**20), limits)
     server = serve_http(proxy, args.host, args.port, limits)
     print(f"Proxy at http://{args.host}:{server.server_port} for {proxy.backend_url}, "
-          f"logging {args.log_sampling_rate:.0%} of the answered requests with their "
-          f"responses to {proxy.requests_log.directory} (at most {args.log_max_mb:g} MiB)",
-          flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: stop.set())
-    stop.wait()
+          f"logging {proxy.requests_log.describe()}", flush=True)
+    wait_for_stop_signal()
     server.shutdown()
     proxy.requests_log.close()
     return 0

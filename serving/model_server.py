@@ -209,6 +209,14 @@ def run_tf_serving(command: List[str]) -> int:
     return process.wait()
 
 
+def wait_for_stop_signal() -> None:
+    """Returns once the process gets SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    stop.wait()
+
+
 def run_embedded(settings: ServerSettings) -> int:
     """Serves until SIGINT/SIGTERM; prints where it listens."""
     from serving import quiet_import
@@ -237,8 +245,7 @@ def run_embedded(settings: ServerSettings) -> int:
         from serving.request_log import RequestLog
         requests_log = RequestLog(settings.log_requests_dir, settings.log_sampling_rate,
                                   int(settings.log_max_mb * 2**20), metrics.registry, log)
-        log(f"Logging {settings.log_sampling_rate:.0%} of the answered requests with their "
-            f"responses to {requests_log.directory} (at most {settings.log_max_mb:g} MiB)")
+        log(f"Logging {requests_log.describe()}")
     rest = rest_server.start(store, settings.host, settings.rest_port, settings.limits, slots,
                              metrics, requests_log)
     grpc, grpc_port = grpc_server.start(store, settings.host, settings.grpc_port,
@@ -247,10 +254,7 @@ def run_embedded(settings: ServerSettings) -> int:
         f"{settings.model_name}")
     log(f"gRPC API at {settings.host}:{grpc_port}")
     log(f"Metrics at http://{settings.host}:{rest.server_port}{METRICS_PATH}")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: stop.set())
-    stop.wait()
+    wait_for_stop_signal()
     log("Shutting down")
     rest.shutdown()
     grpc.stop(grace=2).wait()

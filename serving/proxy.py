@@ -69,11 +69,14 @@ def _array(values, dtype) -> np.ndarray:
 class LoggingProxy:
     """What RestApi is to the embedded server, for a backend elsewhere."""
 
-    def __init__(self, backend_url: str, model_name: str, requests_log: RequestLog,
-                 limits: Limits = Limits(), timeout_s: float = 60.0) -> None:
+    def __init__(self, backend_url: str, model_name: str, log_dir: str,
+                 sampling_rate: float, max_log_bytes: int, limits: Limits = Limits(),
+                 timeout_s: float = 60.0) -> None:
         self.backend_url = backend_url.rstrip("/")
-        self.requests_log, self.limits, self.timeout_s = requests_log, limits, timeout_s
+        self.limits, self.timeout_s = limits, timeout_s
         self.metrics = ServerMetrics(None, model_name)
+        self.requests_log = RequestLog(log_dir, sampling_rate, max_log_bytes,
+                                       self.metrics.registry)
 
     def _call(self, method: str, path: str, body: Optional[bytes]) -> Tuple[int, dict]:
         request = urllib.request.Request(

@@ -96,6 +96,10 @@ class RequestLog:
                                         daemon=True)
         self._thread.start()
 
+    def describe(self) -> str:
+        return (f"{self.sampling_rate:.0%} of the answered requests with their responses "
+                f"to {self.directory} (at most {self.max_bytes / 2**20:g} MiB)")
+
     def offer(self, build: Callable[[], prediction_log_pb2.PredictionLog]) -> None:
         """Logs the record `build` makes if this request is sampled. Never raises and
         never waits: `build` runs only for a sampled request."""

@@ -40,7 +40,7 @@ from serving.model_store import ModelStore
 from serving.request_log import RequestLog
 
 METHOD_OF_SUFFIX = {None: STATUS, "/metadata": METADATA, ":predict": PREDICT,
-                     ":classify": CLASSIFY}
+                    ":classify": CLASSIFY}
 MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
