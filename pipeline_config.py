@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 from components.data.cifar10_format import PYTHON_LAYOUT
 from components.data.source import DEFAULT_CACHE_DIR
+from components.monitoring.config import MonitoringConfig
 from components.training.config import TrainingConfig, he_et_al_training
 
 
@@ -192,6 +193,8 @@ class PipelineConfig:
     retraining: RetrainingConfig = RetrainingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     kubeflow: KubeflowConfig = KubeflowConfig()
+    # `python -m pipeline monitor`: drift of served traffic (components/monitoring/).
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @property
     def serving_model_base_path(self) -> str:
@@ -229,6 +232,10 @@ PROFILES = {
         # A few dozen test images per span: random class shares differ by up to ~0.3
         # between spans; a span that is 70% one class is still ~0.6 off.
         validation=ValidationConfig(label_drift_threshold=0.5),
+        # The same sampling noise between a few dozen test images and a few hundred
+        # served ones: shares differ by up to ~0.25 and confidence histograms diverge.
+        monitoring=MonitoringConfig(class_share_threshold=0.35,
+                                    confidence_divergence_threshold=0.3),
     ),
 }
 for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
@@ -348,6 +355,8 @@ def _check(config: PipelineConfig) -> None:
     if not config.push.model_name or "/" in config.push.model_name:
         raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
                           f"got {config.push.model_name!r}")
+    if problem := config.monitoring.problem():
+        raise ConfigError(problem)
     _check_kubeflow_resources(config.kubeflow)
 
 

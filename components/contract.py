@@ -100,10 +100,24 @@ STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
 VERSION_LABELS = (STABLE_LABEL, CANARY_LABEL)
 
+# Sampled requests a server (or the logging proxy in front of TF Serving) answered, with
+# their responses: TFRecord files of TF Serving's PredictionLog protos in the request
+# log directory, named <prefix><UTC time>-<pid>-<sequence><suffix> so that names sort
+# oldest first. `python -m pipeline monitor` reads them back.
+REQUEST_LOG_FILE_PREFIX = "requests-"
+REQUEST_LOG_FILE_SUFFIX = ".tfrecord"
+
 # The Pusher's custom property naming the version a model already is (no re-push).
 ALREADY_PUSHED_AS_PROPERTY = "already_pushed_as"
 # TFX's custom property of an Examples (or statistics) artifact: the span it holds.
 SPAN_PROPERTY = "span"
+
+
+def request_log_files(directory: str) -> list:
+    """The request log files in `directory`, oldest first (their names sort by time)."""
+    return sorted(name for name in os.listdir(directory)
+                  if name.startswith(REQUEST_LOG_FILE_PREFIX)
+                  and name.endswith(REQUEST_LOG_FILE_SUFFIX))
 
 
 def ready_versions(base_path: str, listdir: Callable = os.listdir,

@@ -82,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--output-dir", help="the run's output directory")
     infer.add_argument("--out", help="where to write it (default: "
                        "<output dir>/inferred_schema.pbtxt)")
+    monitor = commands.add_parser(
+        "monitor", help="drift between a served version's logged traffic and what it was "
+        "trained and evaluated on; exit status 4 on drift")
+    monitor.add_argument("--requests", required=True, metavar="DIR",
+                         help="the request log directory (serve/proxy --log-requests)")
+    monitor.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
+                         help="the profile of the pipeline that pushed the served model")
+    monitor.add_argument("--output-dir", help="that pipeline's output directory (its ML "
+                         "Metadata); the report goes to <output dir>/reports/")
+    monitor.add_argument("--since", help="only requests logged since then: 90m, 6h, 2d, or "
+                         "an ISO date or time (UTC)")
+    monitor.add_argument("--version", type=int,
+                         help="the served version to judge (default: the newest that answered)")
+    monitor.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="SECTION.FIELD=VALUE",
+                         help="override a config field, e.g. monitoring.min_images=500")
     return parser
 
 
@@ -141,13 +157,15 @@ def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
 
 def _recorded_run_config(args, extra_args):
     """The config of an earlier run named by --profile and --output-dir, for the
-    commands that read a run back (report, infer-schema); None after printing why."""
+    commands that read a run back (report, infer-schema, monitor); None after printing
+    why."""
     if extra_args:
         print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
         return None
     try:
-        return pipeline_config.load(args.profile, (f"output_dir={args.output_dir}",)
-                                    if args.output_dir else ())
+        return pipeline_config.load(args.profile, ((f"output_dir={args.output_dir}",)
+                                                   if args.output_dir else ())
+                                    + tuple(getattr(args, "overrides", ())))
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
@@ -195,6 +213,24 @@ def _infer_schema(args, extra_args) -> int:
     return 0
 
 
+def _monitor(args, extra_args) -> int:
+    from components.monitoring.served_traffic import RequestLogError
+    from pipeline import monitor
+
+    config = _recorded_run_config(args, extra_args)
+    if config is None:
+        return 2
+    try:
+        since = monitor.parse_since(args.since) if args.since else None
+        summary = monitor.monitor(config, args.requests, since, args.version)
+    except (monitor.MonitorError, RequestLogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    monitor.print_summary(summary, sys.stdout)
+    return EXIT_DATA_ANOMALIES if summary["anomalies"] else 0
+
+
+# Data validation stopped the run, or monitor found drift in served traffic.
 EXIT_DATA_ANOMALIES = 4
 
 
@@ -213,6 +249,9 @@ def main(argv=None) -> int:
     if args.command == "infer-schema":
         runtime.prepare_tensorflow()
         return _infer_schema(args, beam_args)
+    if args.command == "monitor":
+        runtime.prepare_tensorflow()
+        return _monitor(args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
     except pipeline_config.ConfigError as error:

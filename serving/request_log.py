@@ -29,8 +29,9 @@ from typing import Callable, Optional
 from prometheus_client import CollectorRegistry, Counter
 from tensorflow_serving.apis import prediction_log_pb2
 
-LOG_FILE_PREFIX = "requests-"
-LOG_FILE_SUFFIX = ".tfrecord"
+from components.contract import (REQUEST_LOG_FILE_PREFIX, REQUEST_LOG_FILE_SUFFIX,
+                                 request_log_files)
+
 # Records waiting for the writer; past this, a sampled record is dropped, not waited for.
 QUEUE_RECORDS = 256
 # TFRecord framing around each record: length, its CRC, the data's CRC.
@@ -59,12 +60,6 @@ def flags_problem(sampling_rate: float, max_mb: float) -> Optional[str]:
     if max_mb * 2**20 < MIN_CAP_BYTES:
         return f"--log-max-mb {max_mb:g}: must be at least {MIN_CAP_BYTES / 2**20:g} (4 KiB)"
     return None
-
-
-def log_files(directory: str) -> list:
-    """The request files in `directory`, oldest first (their names sort by time)."""
-    return sorted(name for name in os.listdir(directory)
-                  if name.startswith(LOG_FILE_PREFIX) and name.endswith(LOG_FILE_SUFFIX))
 
 
 class RequestLog:
@@ -161,15 +156,16 @@ class RequestLog:
         os.makedirs(self.directory, exist_ok=True)
         self._make_room()
         self._sequence += 1
-        name = (f"{LOG_FILE_PREFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-"
-                f"{os.getpid()}-{self._sequence:06d}{LOG_FILE_SUFFIX}")
+        utc_time = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = (f"{REQUEST_LOG_FILE_PREFIX}{utc_time}-{os.getpid()}-{self._sequence:06d}"
+                f"{REQUEST_LOG_FILE_SUFFIX}")
         self._writer = tf.io.TFRecordWriter(os.path.join(self.directory, name))
         self._file_size = 0
 
     def _make_room(self) -> None:
         """Deletes the oldest request files until a new full one fits under the cap."""
         sizes = {name: os.path.getsize(os.path.join(self.directory, name))
-                 for name in log_files(self.directory)}
+                 for name in request_log_files(self.directory)}
         total = sum(sizes.values())
         for name in sizes:
             if total + self.file_bytes <= self.max_bytes:

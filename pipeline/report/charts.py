@@ -64,3 +64,50 @@ def confusion_matrix(matrix: List[List[int]], path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
+
+
+def grouped_bars(series: Dict[str, List[float]], categories: List[str], ylabel: str,
+                 path: str) -> None:
+    """Bars of several series side by side per category (served beside the reference),
+    each series as a share of its own total, so that samples of different sizes
+    compare."""
+    import numpy as np
+
+    plt = _pyplot()
+    positions = np.arange(len(categories))
+    width = 0.8 / max(len(series), 1)
+    figure, axis = plt.subplots(figsize=(9, 3.2))
+    for index, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, dtype=float)
+        shares = 100 * values / max(values.sum(), 1)
+        axis.bar(positions + (index - (len(series) - 1) / 2) * width, shares, width,
+                 label=f"{name} ({int(values.sum()):,} images)")
+    axis.set_xticks(positions, categories, rotation=30, ha="right")
+    axis.set_ylabel(ylabel)
+    axis.legend(frameon=False, fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                ncol=len(series))
+    axis.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def channel_statistics(channels: Dict[str, list], path: str) -> None:
+    """Each colour channel's pixel mean and standard deviation, training beside served."""
+    import numpy as np
+
+    plt = _pyplot()
+    names = channels["names"]
+    positions = np.arange(len(names))
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.0))
+    for axis, statistic in zip(axes, ("mean", "std")):
+        for index, source in enumerate(("training", "served")):
+            axis.bar(positions + (index - 0.5) * 0.38, channels[f"{source} {statistic}"],
+                     0.38, label=source, color=("#8c959f", "#0969da")[index])
+        axis.set_xticks(positions, names)
+        axis.set_title(f"pixel {statistic} (0..255)", fontsize=10)
+        axis.spines[["top", "right"]].set_visible(False)
+    axes[0].legend(frameon=False, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)

@@ -1,4 +1,5 @@
-"""The report page: the run's facts through the package's jinja2 template."""
+"""The report pages through the package's jinja2 templates: a run's facts, and the drift
+of served traffic (`python -m pipeline monitor`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,8 @@ def _thousands(value) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-def render(facts: dict, model_card: dict, files: dict) -> str:
-    """The HTML of the page. `files` names the pictures and pages beside it (None
-    where there is none)."""
+def render_template(template: str, **context) -> str:
+    """The HTML of one of the package's jinja2 templates."""
     import jinja2
 
     environment = jinja2.Environment(
@@ -30,5 +30,10 @@ def render(facts: dict, model_card: dict, files: dict) -> str:
         autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(percent=_percent, points=_points, thousands=_thousands)
-    return environment.get_template(TEMPLATE).render(
-        facts=facts, card=model_card, files=files)
+    return environment.get_template(template).render(**context)
+
+
+def render(facts: dict, model_card: dict, files: dict) -> str:
+    """The HTML of the run's page. `files` names the pictures and pages beside it (None
+    where there is none)."""
+    return render_template(TEMPLATE, facts=facts, card=model_card, files=files)

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.contract import CLASS_NAMES, DEFAULT_SIGNATURE, IMAGE_KEY, IMAGES_INPUT
+from components.contract import (CLASS_NAMES, DEFAULT_SIGNATURE, IMAGE_KEY, IMAGES_INPUT,
+                                 request_log_files)
 from serving import request_log
 from serving.client import ServingRequestError, connect
 from serving.limits import Limits
@@ -27,7 +28,7 @@ from tests.support.server_process import EmbeddedServerProcess, ProxyProcess
 
 def _records(directory: str) -> list:
     records = []
-    for name in request_log.log_files(directory):
+    for name in request_log_files(directory):
         for serialized in tf.data.TFRecordDataset(os.path.join(directory, name)):
             records.append(prediction_log_pb2.PredictionLog.FromString(serialized.numpy()))
     return records
@@ -143,11 +144,11 @@ def test_the_log_directory_stays_under_its_cap(tmp_path):
     first_file = None
     for index in range(200):
         log.offer(lambda: _small_record(1000))
-        if first_file is None and request_log.log_files(str(tmp_path)):
-            first_file = request_log.log_files(str(tmp_path))[0]
+        if first_file is None and request_log_files(str(tmp_path)):
+            first_file = request_log_files(str(tmp_path))[0]
         time.sleep(0.001)
     log.close()
-    files = request_log.log_files(str(tmp_path))
+    files = request_log_files(str(tmp_path))
     total = sum(os.path.getsize(tmp_path / name) for name in files)
     assert total <= cap and len(files) >= 3
     assert first_file not in files  # the oldest went first
