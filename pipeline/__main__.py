@@ -82,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--output-dir", help="the run's output directory")
     infer.add_argument("--out", help="where to write it (default: "
                        "<output dir>/inferred_schema.pbtxt)")
+    score = commands.add_parser(
+        "score", help="score a directory of unlabeled images with TFX's BulkInferrer and a "
+        "pushed model; writes <output dir>/scores/<time>/predictions.jsonl")
+    score.add_argument("--data-dir", required=True,
+                       help="PNG/JPEG/BMP files, or CIFAR-10 batch files in an official layout")
+    score.add_argument("--model", help="a SavedModel (version) directory or a model base "
+                       "path (default: the newest version pushed by --profile's pipeline)")
+    score.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES))
+    score.add_argument("--output-dir", help="the pipeline's output directory")
+    score.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
+    score.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="SECTION.FIELD=VALUE", help="override a config field")
+    score.add_argument("--verbose", action="store_true",
+                       help="everything on the console instead of <output dir>/logs/")
     monitor = commands.add_parser(
         "monitor", help="drift between a served version's logged traffic and what it was "
         "trained and evaluated on; exit status 4 on drift")
@@ -230,6 +244,47 @@ def _monitor(args, extra_args) -> int:
     return EXIT_DATA_ANOMALIES if summary["anomalies"] else 0
 
 
+def _score(args, beam_args) -> int:
+    from components.scoring.unlabeled_images import ScoringInputError
+    from pipeline import score
+
+    overrides = [f"{field}={getattr(args, flag)}"
+                 for flag, field in (("output_dir", "output_dir"), ("runner", "beam.runner"))
+                 if getattr(args, flag) is not None]
+    try:
+        config = pipeline_config.with_beam_args(
+            pipeline_config.load(args.profile, tuple(overrides + args.overrides)), beam_args)
+    except pipeline_config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    def scored(on_start) -> tuple:
+        """(exit status, the scores folder's name or None)."""
+        try:
+            summary = score.score(config, args.data_dir, args.model, on_start)
+        except ScoringInputError as error:
+            progress.error(f"error: {error}")
+            return 2, None
+        score.print_summary(summary)
+        return 0, os.path.basename(os.path.dirname(summary["predictions"]))
+
+    if args.verbose:
+        return scored(None)[0]
+    with RunLog() as run_log:
+        try:
+            status, folder = scored(lambda: run_log.settle(config.output_dir))
+        except Exception:
+            traceback.print_exc()  # into the log
+            progress.error(f"error: scoring failed; the traceback and the whole output: "
+                           f"{run_log.path}")
+            return 1
+        if not run_log.settled:
+            os.remove(run_log.path)  # refused before it began: nothing to keep
+        elif folder:
+            progress.report(f"Log: {run_log.name_after(f'score-{folder}')}")
+    return status
+
+
 # Data validation stopped the run, or monitor found drift in served traffic.
 EXIT_DATA_ANOMALIES = 4
 
@@ -249,6 +304,9 @@ def main(argv=None) -> int:
     if args.command == "infer-schema":
         runtime.prepare_tensorflow()
         return _infer_schema(args, beam_args)
+    if args.command == "score":
+        runtime.prepare_tensorflow()
+        return _score(args, beam_args)
     if args.command == "monitor":
         runtime.prepare_tensorflow()
         return _monitor(args, beam_args)

@@ -1,0 +1,136 @@
+"""Unlabeled images to score, as tf.Examples, and the files refused with the reason.
+
+A scoring directory holds image files (PNG, JPEG, BMP) or CIFAR-10 batch files in an
+official layout (`data_batch_N`, `test_batch`, their `.bin` twins; labels, where there
+are any, are ignored). Each image becomes a tf.Example with the features the model's
+`serving_examples` signature reads (`image`: the bytes as sent; batch images encoded
+as PNG, as ExampleGen stores them) and its name (`image_id`: the file name, or
+`<batch>:<index>`).
+
+What the model would refuse is refused here, named with the reason, so that one bad
+file cannot fail a whole inference batch: a file that does not decode as an image, a
+GIF (the served model refuses GIF), an image that is not 32x32 (the model does not
+resize). As a Beam transform, a large directory runs on any Beam runner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from typing import Iterable, List, Tuple
+
+import apache_beam as beam
+
+from components.contract import IMAGE_HEIGHT, IMAGE_ID_KEY, IMAGE_KEY, IMAGE_WIDTH
+
+IMAGES_SPLIT = "images"  # the one split of the scored Examples
+ACCEPTED, REFUSED = "accepted", "refused"
+ACCEPTED_COUNTER = "images_accepted"  # a Beam counter: images written as Examples
+_BATCH_FILE = re.compile(r"^(data_batch_\d+|test_batch)(\.bin)?$")
+# Files of the official layouts that hold no images.
+_LAYOUT_FILES = {"batches.meta", "batches.meta.txt", "readme.html"}
+_LAYOUT_DIRS = ("cifar-10-batches-py", "cifar-10-batches-bin")
+
+
+class ScoringInputError(ValueError):
+    """A scoring directory that holds nothing to score."""
+
+
+def input_files(data_dir: str) -> List[str]:
+    """The files to score: those in `data_dir` and in its official layout folders,
+    the layouts' metadata files left out."""
+    from tfx.dsl.io import fileio
+
+    if not fileio.isdir(data_dir):
+        raise ScoringInputError(f"{data_dir}: no such directory")
+    folders = [data_dir] + [os.path.join(data_dir, name) for name in _LAYOUT_DIRS
+                            if fileio.isdir(os.path.join(data_dir, name))]
+    files = []
+    for folder in folders:
+        for name in sorted(fileio.listdir(folder)):
+            path = os.path.join(folder, name.rstrip("/"))
+            if name.rstrip("/") not in _LAYOUT_FILES and not fileio.isdir(path):
+                files.append(path)
+    if not files:
+        raise ScoringInputError(f"{data_dir}: holds no files to score")
+    return files
+
+
+def _example(image_id: str, encoded: bytes) -> bytes:
+    import tensorflow as tf
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        IMAGE_ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[image_id.encode()])),
+    })).SerializeToString()
+
+
+def image_problem(encoded: bytes) -> str:
+    """Why the model would refuse the encoded image, or ""."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(encoded)) as image:
+            image.load()
+            image_format, (width, height) = image.format, image.size
+    except Exception as error:  # noqa: BLE001 (any decoder error: not an image)
+        return f"undecodable: not a PNG, JPEG or BMP image ({type(error).__name__})"
+    if image_format == "GIF":
+        return "GIF is not accepted: send PNG, JPEG or BMP"
+    if (width, height) != (IMAGE_WIDTH, IMAGE_HEIGHT):
+        return (f"wrong size: {width}x{height} pixels; the model takes "
+                f"{IMAGE_WIDTH}x{IMAGE_HEIGHT} and does not resize")
+    return ""
+
+
+def examine(path: str) -> Iterable[Tuple[str, object]]:
+    """(ACCEPTED, serialized tf.Example) per image of the file at `path`, or
+    (REFUSED, {"image": name, "reason": why})."""
+    from tfx.dsl.io import fileio
+
+    from components.data import cifar10_format
+    from components.data.example_gen import encode_png
+
+    name = os.path.basename(path)
+    accepted = beam.metrics.Metrics.counter("scoring", ACCEPTED_COUNTER)
+    if _BATCH_FILE.match(name):
+        try:
+            batch = cifar10_format.read_batch(path, opener=fileio.open)
+        except cifar10_format.Cifar10DataError as error:
+            yield REFUSED, {"image": name, "reason": f"unreadable batch file: {error}"}
+            return
+        accepted.inc(len(batch))
+        for image_id, pixels in zip(batch.ids, batch.images):
+            yield ACCEPTED, _example(image_id, encode_png(pixels))
+        return
+    with fileio.open(path, "rb") as image_file:
+        encoded = image_file.read()
+    problem = image_problem(encoded)
+    if problem:
+        yield REFUSED, {"image": name, "reason": problem}
+    else:
+        accepted.inc()
+        yield ACCEPTED, _example(name, encoded)
+
+
+@beam.ptransform_fn
+def WriteScoringExamples(pipeline, files: List[str], examples_uri: str,  # noqa: N802
+                         refused_prefix: str):
+    """Writes the accepted images as TFX Examples (`<examples_uri>/Split-images/`,
+    gzipped TFRecords as ExampleGen writes them) and the refused ones as JSON lines."""
+    examined = (pipeline
+                | "ListFiles" >> beam.Create(files)
+                # One file is one element: spread a directory's files over the workers.
+                | "Redistribute" >> beam.Reshuffle()
+                | "Examine" >> beam.FlatMap(examine))
+    accepted = (examined | "Accepted" >> beam.Filter(lambda item: item[0] == ACCEPTED)
+                | "Serialized" >> beam.Map(lambda item: item[1]))
+    refused = (examined | "Refused" >> beam.Filter(lambda item: item[0] == REFUSED)
+               | "AsJson" >> beam.Map(lambda item: json.dumps(item[1])))
+    accepted | "WriteExamples" >> beam.io.WriteToTFRecord(
+        os.path.join(examples_uri, f"Split-{IMAGES_SPLIT}", "data_tfrecord"),
+        file_name_suffix=".gz")
+    refused | "WriteRefused" >> beam.io.WriteToText(refused_prefix, file_name_suffix=".jsonl")
