@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 from components.data.cifar10_format import PYTHON_LAYOUT
 from components.data.source import DEFAULT_CACHE_DIR
 from components.monitoring.config import MonitoringConfig
+from components.tflite.config import ExportConfig
 from components.training.config import TrainingConfig, he_et_al_training
 
 
@@ -190,6 +191,8 @@ class PipelineConfig:
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     push: PushConfig = PushConfig()
+    # On-device TensorFlow Lite variants of every trained model (components/tflite/).
+    export: ExportConfig = ExportConfig()
     retraining: RetrainingConfig = RetrainingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     kubeflow: KubeflowConfig = KubeflowConfig()
@@ -236,6 +239,9 @@ PROFILES = {
         # served ones: shares differ by up to ~0.25 and confidence histograms diverge.
         monitoring=MonitoringConfig(class_share_threshold=0.35,
                                     confidence_divergence_threshold=0.3),
+        # Converting and checking two TFLite variants adds ~20 s to a run of seconds:
+        # on with --set export.tflite_variants=float16,int8.
+        export=ExportConfig(tflite_variants=()),
     ),
 }
 for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
@@ -355,8 +361,9 @@ def _check(config: PipelineConfig) -> None:
     if not config.push.model_name or "/" in config.push.model_name:
         raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
                           f"got {config.push.model_name!r}")
-    if problem := config.monitoring.problem():
-        raise ConfigError(problem)
+    for section in (config.monitoring, config.export):
+        if problem := section.problem():
+            raise ConfigError(problem)
     _check_kubeflow_resources(config.kubeflow)
 
 

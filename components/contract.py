@@ -100,6 +100,34 @@ STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
 VERSION_LABELS = (STABLE_LABEL, CANARY_LABEL)
 
+# --- On-device models: TensorFlow Lite conversions of each trained model, pushed with a
+# blessed version under <serving_model_dir>/tflite/<model name>/<version>/ (the same
+# version number as the SavedModel's). Each takes uint8 pixels [N, 32, 32, 3] (decoding
+# PNG/JPEG is the app's job) and returns PROBABILITIES_OUTPUT [N, NUM_CLASSES]; the
+# Transform's Z-score (and the flip TTA when trained with it) is inside.
+TFLITE_DIR = "tflite"
+TFLITE_VARIANTS = ("float16", "int8")  # float16 weights; full-integer with uint8 input
+TFLITE_SIGNATURE = "serving_tflite"
+TFLITE_INPUT = PIXELS_INPUT
+TFLITE_OUTPUT = PROBABILITIES_OUTPUT
+TFLITE_LABELS_FILE = "labels.txt"  # CLASS_NAMES, one per line, in class-id order
+# What the TFLiteExport component leaves beside the models: each variant's accuracy on
+# the test split beside the SavedModel's on the same images, its size, and whether it
+# passed the drop limit (JSON).
+TFLITE_CHECK_FILE = "tflite_check.json"
+
+
+def tflite_file(variant: str) -> str:
+    """`model_float16.tflite`, `model_int8.tflite`."""
+    return f"model_{variant}.tflite"
+
+
+def tflite_base_path(serving_model_base_path: str) -> str:
+    """<serving_model_dir>/tflite/<model name> beside <serving_model_dir>/<model name>."""
+    serving_model_dir, model_name = os.path.split(os.path.normpath(serving_model_base_path))
+    return os.path.join(serving_model_dir, TFLITE_DIR, model_name)
+
+
 # Sampled requests a server (or the logging proxy in front of TF Serving) answered, with
 # their responses: TFRecord files of TF Serving's PredictionLog protos in the request
 # log directory, named <prefix><UTC time>-<pid>-<sequence><suffix> so that names sort

@@ -21,12 +21,8 @@ import datetime
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from typing import Optional
-
-import numpy as np
 
 from components.contract import CLASS_NAMES
 from components.monitoring import traffic_drift
@@ -34,7 +30,7 @@ from components.monitoring.served_traffic import (read_records, served_images,
                                                   versions_logged)
 from pipeline.report import charts
 from pipeline.report.render import render_template
-from pipeline.report.writer import INDEX_FILE, REPORTS_DIR
+from pipeline.report.writer import INDEX_FILE, REPORTS_DIR, built_beside
 from pipeline.served_lineage import served_lineage
 
 SUMMARY_FILE = "monitor.json"
@@ -52,12 +48,14 @@ class MonitorError(ValueError):
 def parse_since(text: str, now: Optional[float] = None) -> float:
     """Seconds since the epoch from `--since`: a duration back from now (90m, 6h, 2d)
     or an ISO date or time (UTC unless it names a zone)."""
-    if match := _DURATION.match(text.strip()):
-        return (now if now is not None else time.time()) - float(match[1]) * _SECONDS_PER[
-            match[2]]
     try:
+        if match := _DURATION.match(text.strip()):
+            since = (now if now is not None else time.time()) - float(match[1]) * _SECONDS_PER[
+                match[2]]
+            datetime.datetime.fromtimestamp(since, datetime.timezone.utc)  # in range
+            return since
         moment = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise MonitorError(f"--since {text!r}: expected a duration (90m, 6h, 2d) or an ISO "
                            f"date or time (2026-12-06, 2026-12-06T14:00)") from None
     if moment.tzinfo is None:
@@ -71,11 +69,11 @@ def _utc(seconds: float) -> str:
 
 
 def _reference(lineage) -> traffic_drift.Reference:
+    from components.evaluation.regression_gate import read_predictions
     from components.transform import channel_statistics
 
     channel_mean, channel_std = channel_statistics(lineage.transform_graph_uri)
-    with open(lineage.test_predictions_path, "rb") as npz_file:
-        probabilities = np.load(npz_file)["candidate_probabilities"]
+    probabilities = read_predictions(lineage.gate_blessing_uri)["candidate_probabilities"]
     return traffic_drift.Reference(channel_mean, channel_std,
                                    probabilities.argmax(axis=1), probabilities.max(axis=1))
 
@@ -90,49 +88,43 @@ def _report_dir(output_dir: str, version: int) -> str:
     return folder
 
 
-def _write(summary: dict, folder: str) -> None:
-    """Writes the page, its charts and the JSON beside the final folder and renames it
-    into place, so a reader never sees half of it."""
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    building = tempfile.mkdtemp(prefix=".monitor-", dir=parent)
-    try:
+def _write(summary: dict, final_dir: str) -> None:
+    """Writes the page, its charts and the JSON, all at once (`built_beside`)."""
+    with built_beside(final_dir) as folder:
         files = {}
         if summary["judged"]:
             distributions = summary["distributions"]
             files = {"classes": CLASSES_CHART, "confidence": CONFIDENCE_CHART,
                      "channels": CHANNELS_CHART}
-            charts.grouped_bars(distributions["predicted_class_counts"],
-                                list(CLASS_NAMES), "% predicted",
-                                os.path.join(building, CLASSES_CHART))
+            charts.grouped_bars(distributions["predicted_class_counts"], list(CLASS_NAMES),
+                                "% predicted", os.path.join(folder, CLASSES_CHART))
             bins = distributions["confidence_histogram"]["bins"]
             charts.grouped_bars(
                 {name: counts for name, counts in distributions["confidence_histogram"].items()
                  if name != "bins"},
                 [f"{low:.1f}-{high:.1f}" for low, high in zip(bins[:-1], bins[1:])],
-                "% of images", os.path.join(building, CONFIDENCE_CHART))
-            charts.channel_statistics(distributions["channels"],
-                                      os.path.join(building, CHANNELS_CHART))
-        with open(os.path.join(building, SUMMARY_FILE), "w") as summary_file:
+                "% of images", os.path.join(folder, CONFIDENCE_CHART))
+            if distributions["channels"]:
+                charts.channel_statistics(distributions["channels"],
+                                          os.path.join(folder, CHANNELS_CHART))
+            else:
+                del files["channels"]
+        with open(os.path.join(folder, SUMMARY_FILE), "w") as summary_file:
             json.dump(summary, summary_file, indent=2)
-        with open(os.path.join(building, INDEX_FILE), "w") as page:
+        with open(os.path.join(folder, INDEX_FILE), "w") as page:
             page.write(render_template("monitor.html.j2", summary=summary, files=files))
-        os.chmod(building, 0o755)
-        os.rename(building, folder)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
 
 
 def monitor(config, requests_dir: str, since_secs: Optional[float] = None,
             version: Optional[int] = None) -> dict:
     """Judges the logged traffic of one served version; returns the summary (also in
     the report folder, whose page is `summary["report"]`)."""
-    logged = read_records(requests_dir, since_secs)
+    model_name = config.push.model_name
+    logged = read_records(requests_dir, since_secs, model_name)
     since = f" since {_utc(since_secs)}" if since_secs is not None else ""
     if not logged.records:
-        raise MonitorError(f"{requests_dir}: no logged requests{since} "
-                           f"({logged.files} request files)")
+        raise MonitorError(f"{requests_dir}: no logged requests to model {model_name!r}"
+                           f"{since} ({logged.files} request files)")
     versions = versions_logged(logged.records)
     if version is None:
         version = max(versions)
@@ -151,7 +143,7 @@ def monitor(config, requests_dir: str, since_secs: Optional[float] = None,
     served = served_images(records)
     times = [record.log_metadata.timestamp_secs for record in records]
     summary = {
-        "model_name": config.push.model_name, "version": version,
+        "model_name": model_name, "version": version,
         "version_dir": lineage.version_dir, "requests_dir": os.path.abspath(requests_dir),
         "checked_at": _utc(time.time()), "since": since_secs,
         "first_logged": _utc(min(times)), "last_logged": _utc(max(times)),

@@ -9,6 +9,7 @@ reads no profile, environment variable or command line. `pipeline.builders` turn
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
@@ -20,11 +21,14 @@ from tfx.orchestration import metadata
 from tfx.proto import example_gen_pb2, range_config_pb2, transform_pb2
 
 from components import pusher as cifar10_pusher
-from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT, TRAIN_SPLIT
+from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT, TRAIN_SPLIT, tflite_base_path
 from components.data import example_gen as cifar10_example_gen, spans
 from components.evaluation.eval_config import make_eval_config
 from components.evaluation.regression_gate import RegressionGate
 from components.serving_load_check import ServingLoadCheck
+from components.tflite.component import TFLiteExport
+from components.tflite.config import ExportConfig
+from components.tflite.pusher import TFLitePusher
 from components.training import config as trainer_settings
 from components.training.config import TrainingConfig
 from components.validation import drift
@@ -43,6 +47,8 @@ DATA_GATE_ID = "DataGate"
 LABEL_DRIFT_ID = "LabelDriftValidator"
 REGRESSION_GATE_ID = "RegressionGate"
 SERVING_LOAD_CHECK_ID = "ServingLoadCheck"
+TFLITE_EXPORT_ID = "TFLiteExport"
+TFLITE_PUSHER_ID = "TFLitePusher"
 # TFX's own components, under their default ids.
 STATISTICS_GEN_ID = "StatisticsGen"
 EXAMPLE_VALIDATOR_ID = "ExampleValidator"
@@ -56,6 +62,8 @@ PUSHER_ID = "Pusher"
 REGRESSION_GATE_OUTPUT = "gate_blessing"
 LABEL_DRIFT_OUTPUT = "drift_anomalies"
 SERVING_LOAD_CHECK_OUTPUT = "infra_blessing"
+TFLITE_EXPORT_OUTPUT = "tflite_models"
+TFLITE_PUSHER_OUTPUT = "tflite_push"
 # The validators whose anomalies stop a run, with the output key that holds them.
 VALIDATOR_OUTPUTS = {EXAMPLE_VALIDATOR_ID: "anomalies", LABEL_DRIFT_ID: LABEL_DRIFT_OUTPUT}
 
@@ -106,6 +114,7 @@ def create_pipeline(
     validation: ValidationConfig,
     training: TrainingConfig,
     evaluation: EvaluationConfig,
+    export: ExportConfig = ExportConfig(),
     warm_start: bool = False,
     infra_validation_image_tag: Optional[str] = None,
     serving_load_check: bool = True,
@@ -115,7 +124,9 @@ def create_pipeline(
     with spans, drift from the previous span) -> DataGate (stops on anomalies) ->
     Z-score Transform -> Trainer -> Evaluator (accuracy gate) -> RegressionGate (no
     regression on the last blessed model, image by image) and InfraValidator or the
-    ServingLoadCheck (TF Serving can run it) -> Pusher.
+    ServingLoadCheck (TF Serving can run it) -> Pusher; beside them, TFLiteExport
+    (the model as TensorFlow Lite, checked on the test split) -> TFLitePusher (the
+    variants that passed, with the version the Pusher pushed).
 
     Args:
       beam: the Beam arguments every Beam-powered component gets.
@@ -299,6 +310,24 @@ def create_pipeline(
     )
 
     components.append(pusher)
+
+    if export.tflite_variants:
+        tflite_export = TFLiteExport(
+            model=trainer.outputs["model"],
+            transform_graph=transform_component.outputs["transform_graph"],
+            transformed_examples=transform_component.outputs["transformed_examples"],
+            examples=example_gen.outputs["examples"],
+            training=json.dumps(dataclasses.asdict(training)),
+            variants=",".join(export.tflite_variants),
+            max_drop=export.tflite_max_drop,
+            representative_images=export.tflite_representative_images,
+        ).with_id(TFLITE_EXPORT_ID)
+        tflite_pusher = TFLitePusher(
+            pushed_model=pusher.outputs["pushed_model"],
+            tflite_models=tflite_export.outputs[TFLITE_EXPORT_OUTPUT],
+            tflite_base_path=tflite_base_path(locations.serving_model_base_path),
+        ).with_id(TFLITE_PUSHER_ID)
+        components += [tflite_export, tflite_pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=locations.pipeline_root,

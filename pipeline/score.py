@@ -23,23 +23,33 @@ import glob
 import json
 import os
 import shutil
-import tempfile
 import time
 from typing import Callable, Optional
 
 from components import progress
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
-                                 IMAGE_ID_KEY, PROBABILITIES_OUTPUT, newest_version,
-                                 ready_versions)
+                                 IMAGE_ID_KEY, PROBABILITIES_OUTPUT, SAVED_MODEL_FILE,
+                                 newest_version, ready_versions)
 from components.scoring.unlabeled_images import (ACCEPTED_COUNTER, IMAGES_SPLIT,
                                                  ScoringInputError, WriteScoringExamples,
                                                  input_files)
+from pipeline.report.writer import built_beside
 
 SCORES_DIR = "scores"
 PREDICTIONS_FILE = "predictions.jsonl"
 REFUSED_FILE = "refused.jsonl"
 _WORK_DIR = "work"  # inside the scores folder: examples, the scoring model, TFX's files
 _SHOWN_REFUSALS = 20
+
+
+def _check_signature(saved_model_dir: str) -> None:
+    """Refuses a SavedModel without the signature BulkInferrer is given."""
+    from tensorflow.python.saved_model import loader_impl
+
+    meta_graphs = loader_impl.parse_saved_model(saved_model_dir).meta_graphs
+    if not any(EXAMPLES_SIGNATURE in meta_graph.signature_def for meta_graph in meta_graphs):
+        raise ScoringInputError(f"{saved_model_dir}: no {EXAMPLES_SIGNATURE!r} signature to "
+                                f"score with (is it a model this pipeline exported?)")
 
 
 def resolve_model(config, model: Optional[str]) -> tuple:
@@ -52,8 +62,10 @@ def resolve_model(config, model: Optional[str]) -> tuple:
         if newest is None:
             raise ScoringInputError(f"{os.path.abspath(base_path)}: no pushed model to score "
                                     f"with (run the pipeline first, or give --model)")
+        _check_signature(newest)
         return newest, int(os.path.basename(newest))
-    if os.path.isfile(os.path.join(model, "saved_model.pb")):
+    if os.path.isfile(os.path.join(model, SAVED_MODEL_FILE)):
+        _check_signature(model)
         name = os.path.basename(os.path.normpath(model))
         return model, int(name) if name.isdigit() else None
     newest = newest_version(model)
@@ -61,6 +73,7 @@ def resolve_model(config, model: Optional[str]) -> tuple:
         raise ScoringInputError(f"--model {model}: neither a SavedModel directory nor a "
                                 f"model base path holding a version "
                                 f"({sorted(ready_versions(model)) or 'none found'})")
+    _check_signature(newest)
     return newest, int(os.path.basename(newest))
 
 
@@ -76,7 +89,12 @@ def _write_examples(config, files: list, examples_uri: str, refused_prefix: str)
     result = pipeline.run()
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_name(ACCEPTED_COUNTER))["counters"]
-    return sum(counter.committed or 0 for counter in counters)
+    if not counters:  # a runner that reports no metrics: count what was written
+        import tensorflow as tf
+        return sum(1 for _ in tf.data.TFRecordDataset(
+            tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{IMAGES_SPLIT}", "*")),
+            compression_type="GZIP"))
+    return sum(counter.committed or counter.attempted or 0 for counter in counters)
 
 
 def _bulk_inference(config, work_dir: str, examples_uri: str, model_uri: str) -> str:
@@ -145,14 +163,14 @@ def score(config, data_dir: str, model: Optional[str] = None,
     if on_start is not None:
         on_start()
     scores_root = os.path.join(os.path.abspath(config.output_dir), SCORES_DIR)
-    os.makedirs(scores_root, exist_ok=True)
     folder = os.path.join(scores_root, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    building = tempfile.mkdtemp(prefix=".score-", dir=scores_root)
-    try:
+    if os.path.exists(folder):
+        folder = f"{folder}-{os.getpid()}"
+    started = time.monotonic()
+    with built_beside(folder) as building:
         work_dir = os.path.join(building, _WORK_DIR)
         examples_uri = os.path.join(work_dir, "examples")
         refused_prefix = os.path.join(work_dir, "refused")
-        started = time.monotonic()
         progress.report(f"Examining {len(files):,} files in {data_dir}")
         accepted = _write_examples(config, files, examples_uri, refused_prefix)
         refused = _read_refused(refused_prefix)
@@ -171,13 +189,6 @@ def score(config, data_dir: str, model: Optional[str] = None,
             refused_file.writelines(json.dumps(item) + "\n" for item in refused)
         # The examples and the scoring model were the means; the two files are the result.
         shutil.rmtree(work_dir)
-        os.chmod(building, 0o755)
-        if os.path.exists(folder):
-            folder = f"{folder}-{os.getpid()}"
-        os.rename(building, folder)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return {"model": os.path.abspath(saved_model_dir), "model_version": version,
             "scored": scored, "refused": refused, "seconds": round(time.monotonic() - started, 1),
             "predictions": os.path.abspath(os.path.join(folder, PREDICTIONS_FILE)),

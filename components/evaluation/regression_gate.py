@@ -78,6 +78,18 @@ def predict(model: types.Artifact, serialized: list) -> np.ndarray:
     return np.concatenate(batches).astype(np.float32)
 
 
+def read_predictions(blessing_uri: str) -> Optional[dict]:
+    """What GATE_PREDICTIONS_FILE beside a gate blessing holds: `image_id`, `label` and
+    `candidate_probabilities` (and `baseline_probabilities` when compared), as arrays;
+    None when there is no such file."""
+    path = os.path.join(blessing_uri, GATE_PREDICTIONS_FILE)
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path, "rb") as npz_file:
+        with np.load(io.BytesIO(npz_file.read())) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+
+
 def decide(labels, candidate_probabilities, baseline_probabilities: Optional[np.ndarray],
            evaluator_blessed: bool, accuracy_threshold: float, confidence: float,
            tolerance: float) -> dict:

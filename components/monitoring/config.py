@@ -23,8 +23,9 @@ class MonitoringConfig:
     # A channel's standard deviation over the training split's, outside
     # [1 / ratio, ratio], is drift (washed-out or over-contrasted images).
     pixel_std_ratio_threshold: float = 1.25
-    # The largest share of served images in a format the training data does not hold
-    # (ExampleGen stores PNG): JPEG's compression is not what the model learned from.
+    # The largest share of served images in a lossy format (JPEG) or undecodable: the
+    # training data is lossless PNG, and JPEG's artefacts are not what the model
+    # learned from.
     format_share_threshold: float = 0.5
     # Fewer logged images than this: nothing is judged (too few for the comparisons).
     min_images: int = 100

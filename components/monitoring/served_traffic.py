@@ -37,10 +37,13 @@ class LoggedRecords:
     unreadable: List[str]
 
 
-def read_records(directory: str, since_secs: Optional[float] = None) -> LoggedRecords:
+def read_records(directory: str, since_secs: Optional[float] = None,
+                 model_name: Optional[str] = None) -> LoggedRecords:
     """Every PredictionLog in `directory`'s request files, logged at or after
-    `since_secs` (seconds since the epoch) when given."""
+    `since_secs` (seconds since the epoch) when given, answered by `model_name` when
+    given (a proxy in front of TF Serving logs every model it serves)."""
     import tensorflow as tf
+    from google.protobuf.message import DecodeError
     from tensorflow_serving.apis import prediction_log_pb2
 
     if not os.path.isdir(directory):
@@ -51,10 +54,14 @@ def read_records(directory: str, since_secs: Optional[float] = None) -> LoggedRe
         try:
             for serialized in tf.data.TFRecordDataset(os.path.join(directory, name)):
                 record = prediction_log_pb2.PredictionLog.FromString(serialized.numpy())
-                if since_secs is None or record.log_metadata.timestamp_secs >= since_secs:
+                if ((since_secs is None or record.log_metadata.timestamp_secs >= since_secs)
+                        and (model_name is None
+                             or record.log_metadata.model_spec.name == model_name)):
                     records.append(record)
-        except (tf.errors.DataLossError, ValueError) as error:
-            unreadable.append(f"{name}: {str(error).splitlines()[0]}")
+        # A file the server is writing ends in a partial record; the server deletes the
+        # oldest file under its cap, maybe while it is read here.
+        except (tf.errors.DataLossError, tf.errors.NotFoundError, DecodeError) as error:
+            unreadable.append(f"{name}: {(str(error).splitlines() or [''])[0]}")
     return LoggedRecords(records, len(names), unreadable)
 
 
@@ -143,6 +150,8 @@ def _classify_rows(log) -> tuple:
         for scored in classification.classes:
             if scored.label in CLASS_NAMES:
                 probabilities[row, CLASS_NAMES.index(scored.label)] = scored.score
+    if len(probabilities) and not probabilities.any(axis=1).all():
+        return [], np.zeros((0, len(CLASS_NAMES)))  # labels of another model: not ours
     return facts, probabilities
 
 

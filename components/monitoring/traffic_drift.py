@@ -32,7 +32,9 @@ from components.monitoring.served_traffic import ServedImages
 # The features of the two prediction datasets TFDV compares.
 PREDICTED_CLASS_FEATURE = "predicted_class"
 CONFIDENCE_FEATURE = "top1_confidence"
-TRAINING_FORMAT = "PNG"  # what ExampleGen stores (components/data/example_gen.py)
+# The training data is PNG (ExampleGen), lossless; of what clients send, BMP and raw
+# pixels (the model PNG-encodes them) are lossless too, JPEG is not.
+LOSSY_FORMATS = ("JPEG",)
 CHANNEL_NAMES = ("red", "green", "blue")
 # The confidence histograms drawn in the page: ten bins over [0, 1].
 CONFIDENCE_BINS = np.linspace(0.0, 1.0, 11)
@@ -101,9 +103,13 @@ def prediction_checks(served: ServedImages, reference: Reference,
     return checks
 
 
+def _decodable(served: ServedImages) -> np.ndarray:
+    return ~np.isnan(served.channel_means).any(axis=1)
+
+
 def served_channel_statistics(served: ServedImages) -> tuple:
     """(mean, standard deviation) per channel over every decodable served pixel."""
-    decodable = ~np.isnan(served.channel_means).any(axis=1)
+    decodable = _decodable(served)
     mean = served.channel_means[decodable].mean(axis=0)
     mean_square = served.channel_mean_squares[decodable].mean(axis=0)
     return mean, np.sqrt(np.maximum(mean_square - mean ** 2, 0.0))
@@ -111,6 +117,8 @@ def served_channel_statistics(served: ServedImages) -> tuple:
 
 def pixel_checks(served: ServedImages, reference: Reference,
                  config: MonitoringConfig) -> List[dict]:
+    if not _decodable(served).any():
+        return []  # nothing to measure: the format check names the undecodable share
     served_mean, served_std = served_channel_statistics(served)
     shifts = np.abs(served_mean - reference.channel_mean) / reference.channel_std
     worst_shift = int(np.argmax(shifts))
@@ -141,15 +149,17 @@ def pixel_checks(served: ServedImages, reference: Reference,
 
 def format_checks(served: ServedImages, config: MonitoringConfig) -> List[dict]:
     formats = shares(served.formats)
-    other_format = 1.0 - formats.get(TRAINING_FORMAT, 0.0)
+    other_format = sum(share for name, share in formats.items()
+                       if name in LOSSY_FORMATS or name == "undecodable")
     sizes = shares(served.sizes)
     trained_size = f"{IMAGE_WIDTH}x{IMAGE_HEIGHT}"
     other_size = 1.0 - sizes.get(trained_size, 0.0)
     return [
         _check("image format", other_format, config.format_share_threshold,
                other_format > config.format_share_threshold,
-               f"{other_format:.1%} of served images are not {TRAINING_FORMAT} as the "
-               f"training data is (threshold {config.format_share_threshold:.0%}): "
+               f"{other_format:.1%} of served images are lossy or undecodable, the "
+               f"training data is lossless PNG (threshold "
+               f"{config.format_share_threshold:.0%}): "
                + ", ".join(f"{name} {share:.1%}" for name, share in formats.items()),
                "the contract"),
         # The model refuses other sizes, so a logged one means the log is not what the
@@ -178,7 +188,14 @@ def compare(served: ServedImages, reference: Reference, config: MonitoringConfig
     """Every check, and the distributions behind them, as JSON-ready values."""
     checks = (format_checks(served, config) + pixel_checks(served, reference, config)
               + prediction_checks(served, reference, config))
-    served_mean, served_std = served_channel_statistics(served)
+    channels = {}
+    if _decodable(served).any():
+        served_mean, served_std = served_channel_statistics(served)
+        channels = {"names": list(CHANNEL_NAMES),
+                    "training mean": reference.channel_mean.tolist(),
+                    "served mean": served_mean.tolist(),
+                    "training std": reference.channel_std.tolist(),
+                    "served std": served_std.tolist()}
     return {
         "checks": checks,
         "anomalies": [check["check"] for check in checks if check["anomaly"]],
@@ -192,12 +209,7 @@ def compare(served: ServedImages, reference: Reference, config: MonitoringConfig
                 "test split": np.histogram(reference.test_confidence,
                                            CONFIDENCE_BINS)[0].tolist(),
                 "served": np.histogram(served.confidence, CONFIDENCE_BINS)[0].tolist()},
-            "channels": {
-                "names": list(CHANNEL_NAMES),
-                "training mean": reference.channel_mean.tolist(),
-                "served mean": served_mean.tolist(),
-                "training std": reference.channel_std.tolist(),
-                "served std": served_std.tolist()},
+            "channels": channels,
             "formats": shares(served.formats),
             "sizes": shares(served.sizes),
             "signatures": served.signatures,

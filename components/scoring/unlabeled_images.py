@@ -1,21 +1,22 @@
 """Unlabeled images to score, as tf.Examples, and the files refused with the reason.
 
 A scoring directory holds image files (PNG, JPEG, BMP) or CIFAR-10 batch files in an
-official layout (`data_batch_N`, `test_batch`, their `.bin` twins; labels, where there
-are any, are ignored). Each image becomes a tf.Example with the features the model's
-`serving_examples` signature reads (`image`: the bytes as sent; batch images encoded
-as PNG, as ExampleGen stores them) and its name (`image_id`: the file name, or
-`<batch>:<index>`).
+official layout (`data_batch_N`, `test_batch`, their `.bin` twins: the layout always
+holds labels; they are read, checked as any batch file's, and not used). Each image
+becomes a tf.Example with the features the model's `serving_examples` signature reads
+(`image`: the bytes as sent; batch images encoded as PNG, as ExampleGen stores them)
+and its name (`image_id`: the file name, or `<batch>:<index>`).
 
 What the model would refuse is refused here, named with the reason, so that one bad
-file cannot fail a whole inference batch: a file that does not decode as an image, a
-GIF (the served model refuses GIF), an image that is not 32x32 (the model does not
-resize). As a Beam transform, a large directory runs on any Beam runner.
+file cannot fail a whole inference batch. The model's own checks run on each file (the
+header check every signature starts with, then the Transform graph's decode), so a
+file is refused exactly when the model would refuse it: not an image TensorFlow
+decodes, a GIF, not 32x32 (the model does not resize). As a Beam transform, a large
+directory runs on any Beam runner.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -32,6 +33,8 @@ _BATCH_FILE = re.compile(r"^(data_batch_\d+|test_batch)(\.bin)?$")
 # Files of the official layouts that hold no images.
 _LAYOUT_FILES = {"batches.meta", "batches.meta.txt", "readme.html"}
 _LAYOUT_DIRS = ("cifar-10-batches-py", "cifar-10-batches-bin")
+# components.image_header.declared_size's format codes.
+_UNKNOWN_FORMAT, _GIF_FORMAT = 0, 3
 
 
 class ScoringInputError(ValueError):
@@ -69,20 +72,24 @@ def _example(image_id: str, encoded: bytes) -> bytes:
 
 
 def image_problem(encoded: bytes) -> str:
-    """Why the model would refuse the encoded image, or ""."""
-    from PIL import Image
+    """Why the served model would refuse the encoded image, or "": its own header check
+    (`components.image_header`, in every signature) and the Transform graph's decode."""
+    import tensorflow as tf
 
-    try:
-        with Image.open(io.BytesIO(encoded)) as image:
-            image.load()
-            image_format, (width, height) = image.format, image.size
-    except Exception as error:  # noqa: BLE001 (any decoder error: not an image)
-        return f"undecodable: not a PNG, JPEG or BMP image ({type(error).__name__})"
-    if image_format == "GIF":
+    from components.image_header import declared_size
+
+    image_format, height, width = declared_size(tf.constant(encoded)).numpy().tolist()
+    if image_format == _UNKNOWN_FORMAT:
+        return "undecodable: not a PNG, JPEG or BMP image"
+    if image_format == _GIF_FORMAT:
         return "GIF is not accepted: send PNG, JPEG or BMP"
     if (width, height) != (IMAGE_WIDTH, IMAGE_HEIGHT):
         return (f"wrong size: {width}x{height} pixels; the model takes "
                 f"{IMAGE_WIDTH}x{IMAGE_HEIGHT} and does not resize")
+    try:
+        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        return f"undecodable: {error.message.splitlines()[0]}"
     return ""
 
 

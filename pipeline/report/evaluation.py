@@ -8,10 +8,7 @@ without the plot, a gate that kept no predictions), so the page can say so.
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional
-
-from components.contract import GATE_PREDICTIONS_FILE
 
 
 def confidently_wrong(blessing_uri: str, count: int) -> Optional[List[dict]]:
@@ -19,13 +16,14 @@ def confidently_wrong(blessing_uri: str, count: int) -> Optional[List[dict]]:
     on its (wrong) answer, from the gate's predictions; None without them."""
     import numpy as np
 
-    path = os.path.join(blessing_uri, GATE_PREDICTIONS_FILE)
-    if not os.path.exists(path):
+    from components.evaluation.regression_gate import read_predictions
+
+    predictions = read_predictions(blessing_uri)
+    if predictions is None:
         return None
-    with np.load(path) as predictions:
-        image_ids = predictions["image_id"]
-        labels = predictions["label"]
-        probabilities = predictions["candidate_probabilities"]
+    image_ids = predictions["image_id"]
+    labels = predictions["label"]
+    probabilities = predictions["candidate_probabilities"]
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     wrong = np.flatnonzero(predicted != labels)

@@ -7,6 +7,7 @@ half a report, and writing it again (`python -m pipeline report`) replaces it wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -106,16 +107,26 @@ def write_report(metadata_path: str, pipeline_name: str, output_dir: str,
     if facts is None:
         return None
     final_dir = report_dir(output_dir, facts["run"]["id"])
-    os.makedirs(os.path.dirname(final_dir), exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(final_dir))
-    try:
+    with built_beside(final_dir) as folder:
         files = _write_files(facts, folder)
         card = model_card(facts)
         with open(os.path.join(folder, FACTS_FILE), "w") as facts_file:
             json.dump({**facts, "model_card": card, "files": files}, facts_file, indent=1)
         with open(os.path.join(folder, INDEX_FILE), "w") as page:
             page.write(render(facts, card, files))
-        os.chmod(folder, 0o755)  # mkdtemp's 0700 would hide the report from others
+    return os.path.join(final_dir, INDEX_FILE)
+
+
+@contextlib.contextmanager
+def built_beside(final_dir: str):
+    """A fresh folder beside `final_dir` to write into; once the block ends, it is
+    renamed to `final_dir` (replacing one that is there), so a reader sees the old
+    folder or the whole new one, never a part. If the block raises, it is removed."""
+    os.makedirs(os.path.dirname(final_dir), exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(final_dir))
+    try:
+        yield folder
+        os.chmod(folder, 0o755)  # mkdtemp's 0700 would hide the folder from others
         if os.path.exists(final_dir):
             replaced = folder + ".old"
             os.rename(final_dir, replaced)
@@ -126,4 +137,3 @@ def write_report(metadata_path: str, pipeline_name: str, output_dir: str,
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return os.path.join(final_dir, INDEX_FILE)

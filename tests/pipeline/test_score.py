@@ -125,8 +125,13 @@ def test_bad_input_exits_2_and_writes_nothing(pipeline_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, reason", [
-    (b"GIF89a" + b"\0" * 20, "undecodable"),
-    (b"", "undecodable")])
-def test_unreadable_images_are_refused_with_the_reason(content, reason):
+    (_encoded(np.zeros((32, 32, 3), np.uint8), "GIF"), "GIF is not accepted"),
+    (_encoded(np.zeros((32, 32, 3), np.uint8), "TIFF"), "undecodable"),  # PIL reads it
+    (_encoded(np.zeros((32, 32, 3), np.uint8), "PNG")[:60], "undecodable"),  # truncated
+    (_encoded(np.zeros((32, 48, 3), np.uint8), "JPEG"), "wrong size: 48x32"),
+    (b"", "undecodable"),
+    (_encoded(np.zeros((32, 32, 3), np.uint8), "BMP"), "")])
+def test_the_model_s_own_checks_decide_what_is_refused(content, reason):
     from components.scoring.unlabeled_images import image_problem
-    assert image_problem(content).startswith(reason)
+    problem = image_problem(content)
+    assert problem.startswith(reason) and bool(problem) == bool(reason), problem

@@ -1,18 +1,13 @@
-"""The comparisons of served traffic with a reference (TFDV's drift comparators on the
-predictions, the pixel and format checks), and the logged records read back as one
-row per image."""
+"""The comparisons of served traffic with a reference: TFDV's drift comparators on the
+predictions, the pixel and format checks."""
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
-from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, IMAGE_KEY, IMAGES_INPUT,
-                                 PIXELS_INPUT, PROBABILITIES_OUTPUT)
-from components.data.example_gen import encode_png
+from components.contract import CLASS_NAMES
 from components.monitoring.config import MonitoringConfig
-from components.monitoring.served_traffic import ServedImages, served_images
+from components.monitoring.served_traffic import ServedImages
 from components.monitoring.traffic_drift import Reference, compare
 
 TRAINING_MEAN, TRAINING_STD = np.array([125.0, 123.0, 114.0]), np.array([63.0, 62.0, 66.0])
@@ -72,43 +67,3 @@ def test_moved_pixels_and_another_format_are_drift():
     assert pixel["description"].startswith("blue moved by 0.3")
     image_format = next(check for check in result["checks"] if check["check"] == "image format")
     assert image_format["value"] == 0.75 and "JPEG 75.0%" in image_format["description"]
-
-
-def _probabilities(count: int, class_id: int) -> np.ndarray:
-    probabilities = np.full((count, len(CLASS_NAMES)), 0.05, np.float32)
-    probabilities[:, class_id] = 0.55
-    return probabilities
-
-
-def test_logged_records_become_one_row_per_image():
-    """Predict logs of the three signatures' inputs and a classify log."""
-    pixels = np.stack([np.full((32, 32, 3), value, np.uint8) for value in (10, 200)])
-    records = []
-    for input_name, value in ((IMAGES_INPUT, [encode_png(image) for image in pixels]),
-                              (PIXELS_INPUT, pixels)):
-        record = prediction_log_pb2.PredictionLog()
-        record.log_metadata.model_spec.signature_name = input_name
-        record.predict_log.request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
-        record.predict_log.response.outputs[PROBABILITIES_OUTPUT].CopyFrom(
-            tf.make_tensor_proto(_probabilities(2, 4)))
-        records.append(record)
-    example = tf.train.Example()
-    example.features.feature[IMAGE_KEY].bytes_list.value.append(encode_png(pixels[1]))
-    examples = prediction_log_pb2.PredictionLog()
-    examples.predict_log.request.inputs[EXAMPLES_INPUT].CopyFrom(
-        tf.make_tensor_proto([example.SerializeToString()]))
-    examples.predict_log.response.outputs[PROBABILITIES_OUTPUT].CopyFrom(
-        tf.make_tensor_proto(_probabilities(1, 7)))
-    classify = prediction_log_pb2.PredictionLog()
-    classify.classify_log.request.input.example_list.examples.add().CopyFrom(example)
-    classification = classify.classify_log.response.result.classifications.add()
-    for class_id, name in enumerate(CLASS_NAMES):
-        classification.classes.add(label=name, score=0.9 if class_id == 2 else 0.01)
-    served = served_images(records + [examples, classify])
-    assert served.formats == ["PNG", "PNG", "pixels", "pixels", "PNG", "PNG"]
-    assert served.sizes == ["32x32"] * 6
-    np.testing.assert_allclose(served.channel_means[:, 0], [10, 200, 10, 200, 200, 200])
-    np.testing.assert_allclose(served.channel_mean_squares[:, 0],
-                               [100, 40000, 100, 40000, 40000, 40000])
-    assert served.predicted.tolist() == [4, 4, 4, 4, 7, 2]
-    np.testing.assert_allclose(served.confidence, [0.55] * 5 + [0.9])
