@@ -15,7 +15,8 @@ import sys
 from typing import List, Optional
 
 from components.contract import (ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, GATE_RESULT_FILE,
-                                 LABEL_KEY, LOAD_CHECK_RESULT_FILE, NUM_CLASSES)
+                                 LABEL_KEY, LOAD_CHECK_RESULT_FILE, NUM_CLASSES,
+                                 TFLITE_CHECK_FILE)
 from components.evaluation.eval_config import ACCURACY_METRIC
 
 
@@ -142,6 +143,29 @@ def serving_check(components: dict) -> Optional[dict]:
     return None
 
 
+def tflite_result(components: dict) -> Optional[dict]:
+    """Each TFLite variant's check (accuracy, drop, size, passed or why not) and
+    whether it was pushed; None when the run converted none."""
+    from pipeline.pipeline import (TFLITE_EXPORT_ID, TFLITE_EXPORT_OUTPUT, TFLITE_PUSHER_ID,
+                                   TFLITE_PUSHER_OUTPUT)
+
+    outputs = components.get(TFLITE_EXPORT_ID, {}).get("outputs", {})
+    if TFLITE_EXPORT_OUTPUT not in outputs:
+        return None
+    try:
+        with open(os.path.join(outputs[TFLITE_EXPORT_OUTPUT], TFLITE_CHECK_FILE)) as check_file:
+            check = json.load(check_file)
+    except (OSError, ValueError):
+        return None
+    push = components.get(TFLITE_PUSHER_ID, {}).get("properties", {}).get(
+        TFLITE_PUSHER_OUTPUT, {})
+    pushed = set((push.get("pushed_variants") or "").split(",")) if push.get("pushed") else set()
+    for variant, outcome in check["variants"].items():
+        outcome["pushed"] = variant in pushed
+    check["pushed_destination"] = push.get("pushed_destination") if pushed else None
+    return check
+
+
 def from_run_summary(run_summary: dict) -> Optional[dict]:
     """The decision of a run whose summary (pipeline.summary.latest_run) holds an
     Evaluator, a RegressionGate and a Pusher; None when the run stopped before them."""
@@ -163,6 +187,7 @@ def from_run_summary(run_summary: dict) -> Optional[dict]:
                                       if decision["pushed"] else None)
     decision["already_pushed_as"] = push.get(ALREADY_PUSHED_AS_PROPERTY)
     decision["serving_check"] = serving_check(components)
+    decision["tflite"] = tflite_result(components)
     if decision["serving_check"] and not decision["serving_check"]["ok"]:
         # The Pusher obeys both blessings: a model TF Serving cannot run is not blessed.
         decision["blessed"] = False
@@ -216,3 +241,25 @@ def print_decision(decision: dict, stream=None) -> None:
               file=stream, flush=True)
     else:
         print("Not pushed: the served model is unchanged", file=stream, flush=True)
+    print_tflite(decision.get("tflite"), stream)
+
+
+def tflite_line(variant: str, outcome: dict) -> str:
+    if "accuracy" not in outcome:
+        return f"{variant}: {outcome['reason']}"
+    return (f"{variant} {_percent(outcome['accuracy'])} ({outcome['size_bytes'] / 2**20:.1f} "
+            f"MiB, {-100 * outcome['drop']:+.2f} points, agrees on "
+            f"{_percent(outcome['agreement'])})"
+            + ("" if outcome["passed"] else f": not passed, {outcome['reason']}"))
+
+
+def print_tflite(tflite: Optional[dict], stream) -> None:
+    if not tflite:
+        return
+    print(f"TFLite on the same {tflite['saved_model']['test_images']} test images (SavedModel "
+          f"{_percent(tflite['saved_model']['accuracy'])}):", file=stream)
+    for variant, outcome in tflite["variants"].items():
+        print(f"  {tflite_line(variant, outcome)}", file=stream)
+    pushed = [variant for variant, outcome in tflite["variants"].items() if outcome["pushed"]]
+    print(f"  pushed {', '.join(pushed)} to {tflite['pushed_destination']}" if pushed
+          else "  none pushed", file=stream, flush=True)

@@ -14,7 +14,8 @@ from typing import Callable, Dict
 from components.contract import TRAINING_METRICS_FILE
 from pipeline.pipeline import (EVALUATOR_ID, EXAMPLE_GEN_ID, PUSHER_ID, REGRESSION_GATE_ID,
                                REGRESSION_GATE_OUTPUT, SERVING_LOAD_CHECK_ID,
-                               STATISTICS_GEN_ID, TRAINER_ID, VALIDATOR_OUTPUTS)
+                               STATISTICS_GEN_ID, TFLITE_EXPORT_ID, TFLITE_PUSHER_ID,
+                               TFLITE_PUSHER_OUTPUT, TRAINER_ID, VALIDATOR_OUTPUTS)
 
 
 def _per_split(counts: Dict[str, int]) -> str:
@@ -92,6 +93,20 @@ def _push(component: dict) -> str:
             else "not pushed")
 
 
+def _tflite(component: dict) -> str:
+    from pipeline.decision import tflite_line, tflite_result
+
+    check = tflite_result({TFLITE_EXPORT_ID: component})
+    return "; ".join(tflite_line(variant, outcome)
+                     for variant, outcome in check["variants"].items()) if check else ""
+
+
+def _tflite_push(component: dict) -> str:
+    pushed = component.get("properties", {}).get(TFLITE_PUSHER_OUTPUT, {})
+    return (f"pushed {pushed.get('pushed_variants')} as version {pushed.get('pushed_version')}"
+            if pushed.get("pushed") else "nothing pushed")
+
+
 _FIGURES: Dict[str, Callable[[dict], str]] = {
     EXAMPLE_GEN_ID: _examples_written,
     STATISTICS_GEN_ID: _statistics,
@@ -101,6 +116,8 @@ _FIGURES: Dict[str, Callable[[dict], str]] = {
     SERVING_LOAD_CHECK_ID: _serving_check,
     REGRESSION_GATE_ID: _gate,
     PUSHER_ID: _push,
+    TFLITE_EXPORT_ID: _tflite,
+    TFLITE_PUSHER_ID: _tflite_push,
 }
 
 

@@ -16,6 +16,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from components.contract import ALREADY_PUSHED_AS_PROPERTY
+from components.tflite.pusher import (PUSHED_DESTINATION_PROPERTY, PUSHED_PROPERTY,
+                                      PUSHED_VARIANTS_PROPERTY, PUSHED_VERSION_PROPERTY)
+from pipeline.pipeline import TFLITE_PUSHER_OUTPUT
 
 _STATE_NAMES = {
     value: name for name, value in metadata_store_pb2.Execution.State.items()
@@ -27,6 +30,8 @@ _REPORTED_PROPERTIES = {
     "blessing": ("blessed", "baseline_model"),
     "pushed_model": ("pushed", "pushed_version", "pushed_destination",
                      ALREADY_PUSHED_AS_PROPERTY),
+    TFLITE_PUSHER_OUTPUT: (PUSHED_PROPERTY, PUSHED_VERSION_PROPERTY, PUSHED_DESTINATION_PROPERTY,
+                    PUSHED_VARIANTS_PROPERTY),
 }
 
 

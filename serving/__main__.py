@@ -2,6 +2,7 @@
 
     python -m serving serve --model-base-path DIR --model-name NAME --rest-port P --grpc-port Q
     python -m serving predict --server URL [--grpc] IMAGE...
+    python -m serving predict --tflite MODEL.tflite IMAGE...
     python -m serving label stable|canary VERSION --model-base-path DIR [--server URL]
     python -m serving rollback --model-base-path DIR [--server URL]
     python -m serving versions --model-base-path DIR [--server URL]
@@ -78,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--max-connections", type=int, default=Limits.max_connections)
     _request_log_flags(proxy, required=True)
     predict = commands.add_parser("predict", help="classify image files with a served model")
-    predict.add_argument("--server", required=True,
+    target = predict.add_mutually_exclusive_group(required=True)
+    target.add_argument("--tflite", metavar="PATH",
+                        help="run a pushed TFLite model (model_int8.tflite, "
+                        "model_float16.tflite) in TFLite's interpreter instead of a server")
+    target.add_argument("--server",
                          help="REST: http://host:port; gRPC (with --grpc): host:port")
     predict.add_argument("--grpc", action="store_true")
     predict.add_argument("--model-name", default="cifar10")
@@ -190,6 +195,21 @@ def _predict(args) -> int:
         except OSError as error:
             print(f"error: {path}: {error.strerror}", file=sys.stderr)
             return 2
+    if args.tflite:
+        from serving import quiet_import, tflite_model
+        if not os.path.isfile(args.tflite):
+            print(f"error: --tflite {args.tflite}: no such file", file=sys.stderr)
+            return 2
+        quiet_import.tensorflow()
+        try:
+            pixels = [tflite_model.decode(path, encoded)
+                      for path, encoded in zip(args.images, images)]
+            predictions = tflite_model.predict(args.tflite, pixels)
+        except tflite_model.TFLiteInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        _print_predictions(args.images, predictions)
+        return 0
     client = connect(args.server, args.model_name, grpc=args.grpc, version=args.version)
     try:
         predictions = client.predict(images)
@@ -199,12 +219,16 @@ def _predict(args) -> int:
     except OSError as error:  # connection refused, timeouts
         print(f"error: cannot reach {args.server}: {error}", file=sys.stderr)
         return 1
-    width = max(len(path) for path in args.images)
+    _print_predictions(args.images, predictions)
+    return 0
+
+
+def _print_predictions(paths: list, predictions: list) -> None:
+    width = max(len(path) for path in paths)
     print(f"{'image':<{width}}  class  {'name':<10}  probability")
-    for path, prediction in zip(args.images, predictions):
+    for path, prediction in zip(paths, predictions):
         print(f"{path:<{width}}  {prediction.class_id:>5}  {prediction.class_name:<10}  "
               f"{prediction.probability:.4f}")
-    return 0
 
 
 def _labels(args) -> int:

@@ -37,7 +37,7 @@ class Prediction:
     probabilities: List[float]
 
 
-def _predictions(class_ids, class_names, probabilities) -> List[Prediction]:
+def predictions_of(class_ids, class_names, probabilities) -> List[Prediction]:
     return [Prediction(int(class_id), name.decode() if isinstance(name, bytes) else name,
                        float(probs[int(class_id)]), [float(p) for p in probs])
             for class_id, name, probs in zip(class_ids, class_names, probabilities)]
@@ -72,7 +72,7 @@ class RestClient:
             "instances": [{"b64": base64.b64encode(image).decode("ascii")}
                           for image in images]})
         rows = response["predictions"]
-        return _predictions([row[CLASS_IDS_OUTPUT] for row in rows],
+        return predictions_of([row[CLASS_IDS_OUTPUT] for row in rows],
                             [row[CLASS_NAMES_OUTPUT] for row in rows],
                             [row[PROBABILITIES_OUTPUT] for row in rows])
 
@@ -112,7 +112,7 @@ class GrpcClient:
             response = self.stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise ServingRequestError(error.code().name, error.details()) from None
-        return _predictions(tf.make_ndarray(response.outputs[CLASS_IDS_OUTPUT]),
+        return predictions_of(tf.make_ndarray(response.outputs[CLASS_IDS_OUTPUT]),
                             tf.make_ndarray(response.outputs[CLASS_NAMES_OUTPUT]),
                             tf.make_ndarray(response.outputs[PROBABILITIES_OUTPUT]))
 

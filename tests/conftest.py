@@ -38,7 +38,8 @@ def two_layout_root(tmp_path):
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
-    """The smoke profile run once, every component, on 90 + 30 images."""
+    """The smoke profile run once, every component (the TFLite variants too), on 90 + 30
+    images."""
     import pipeline_config
     from pipeline import local_runner
 
@@ -48,7 +49,8 @@ def pipeline_run(tmp_path_factory):
                         test_size=50, seed=11)
     config = pipeline_config.load("smoke", (
         f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
-        "data.images_per_file=30", "training.batch_size=32"))
+        "data.images_per_file=30", "training.batch_size=32",
+        "export.tflite_variants=float16,int8"))
     return config, local_runner.run(config)
 
 

@@ -53,7 +53,8 @@ def _calibration_pixels(transformed_examples_uri: str, count: int, channel_mean,
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
-def _test_pixels(serialized: list) -> np.ndarray:
+def decode_images(serialized: list) -> np.ndarray:
+    """uint8 pixels [N, 32, 32, 3] of serialized tf.Examples' images."""
     import tensorflow as tf
 
     images = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
@@ -110,7 +111,7 @@ def TFLiteExport(  # noqa: N802 (a TFX component is named like a class)
                                       channel_mean, channel_std)
     serialized, labels, _ = read_test_split(examples)
     saved_model_predicted = predict(model, serialized).argmax(axis=1)
-    test_pixels = _test_pixels(serialized)
+    test_pixels = decode_images(serialized)
     result = {"saved_model": {"accuracy": float(np.mean(saved_model_predicted == labels)),
                               "test_images": int(len(labels))},
               "max_drop": max_drop, "variants": {}}

@@ -36,7 +36,7 @@ DATA_AND_TRAINING = ["Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen",
                      "ExampleValidator", "DataGate", "Transform", "Trainer"]
 COMPONENTS = DATA_AND_TRAINING + ["Evaluator", "LatestBlessedModelResolver", "RegressionGate",
                                   "ServingLoadCheck",
-                                  "Pusher"]
+                                  "Pusher", "TFLiteExport", "TFLitePusher"]
 
 
 def _count_records(examples_uri: str, split: str) -> int:
