@@ -37,7 +37,8 @@ from components.evaluation.regression_gate import predict, read_test_split
 class TFLiteModels(artifact.Artifact):
     """The converted variants (`model_<variant>.tflite`) and TFLITE_CHECK_FILE."""
 
-    TYPE_NAME = "TFLiteModels"
+    # <namespace>.<Name>: the form Kubeflow V2 requires of a custom artifact type.
+    TYPE_NAME = "cifar10.TFLiteModels"
 
 
 def _calibration_pixels(transformed_examples_uri: str, count: int, channel_mean, channel_std

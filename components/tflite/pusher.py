@@ -4,8 +4,8 @@ SavedModel version the Pusher just pushed, under the same version number.
 `<tflite base path>/<version>/` (`<serving_model_dir>/tflite/<model name>/<version>/`)
 gets `model_<variant>.tflite` for each passing variant and `labels.txt` (the class
 names in class-id order). TFLite Metadata (labels and normalisation inside the file)
-is not written: tflite-support, its writer, is unmaintained since 2023 and pins
-protobuf < 4, which TFX 1.16 cannot use; the normalisation is inside the model anyway.
+is not written: its only writer, tflite-support, has had no release since 2023 (0.4.4)
+and is no longer maintained; the normalisation is inside the model anyway.
 
 The push follows the SavedModel's rules: nothing unless the Pusher pushed (a blessed,
 new model); a version directory that exists is never written again; the files are
@@ -36,7 +36,7 @@ PUSHED_VARIANTS_PROPERTY = "pushed_variants"
 class TFLitePush(artifact.Artifact):
     """Where the TFLite variants of a pushed version went (custom properties)."""
 
-    TYPE_NAME = "TFLitePush"
+    TYPE_NAME = "cifar10.TFLitePush"  # <namespace>.<Name>, as Kubeflow V2 requires
 
 
 def _pushed_version(pushed_model) -> str:

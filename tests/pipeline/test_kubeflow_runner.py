@@ -60,13 +60,17 @@ def test_every_component_is_a_task_in_dependency_order(compiled):
         "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
         "DataGate", "Transform", "Trainer", "LatestBlessedModelResolver-model-resolver",
         "LatestBlessedModelResolver-model-blessing-resolver", "Evaluator", "RegressionGate",
-        "ServingLoadCheck", "Pusher"}
+        "ServingLoadCheck", "Pusher", "TFLiteExport", "TFLitePusher"}
     assert set(tasks["Transform"]["dependentTasks"]) >= {"DataGate"}
     assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "ImportSchemaGen"}
     # No InfraValidator on Kubeflow V2: TF Serving's loader runs in the ServingLoadCheck.
     assert set(tasks["Pusher"]["dependentTasks"]) == {"Trainer", "RegressionGate",
                                                       "ServingLoadCheck"}
     assert set(tasks["ServingLoadCheck"]["dependentTasks"]) == {"Trainer"}
+    # The TFLite variants: from the Trainer's model, pushed after (and only by) the Pusher.
+    assert set(tasks["TFLiteExport"]["dependentTasks"]) == {"Trainer", "Transform",
+                                                           "Cifar10ExampleGen"}
+    assert set(tasks["TFLitePusher"]["dependentTasks"]) == {"Pusher", "TFLiteExport"}
     check = compiled["deploymentSpec"]["executors"]["ServingLoadCheck_executor"]["container"]
     assert check["image"] == "europe-docker.pkg.dev/p/r/cifar10-tfx:7"
     assert any("serving_load_check" in arg for arg in check["args"]), check["args"]

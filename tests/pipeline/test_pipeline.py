@@ -45,9 +45,11 @@ def test_evaluator_gate_and_pusher_destination(tmp_path):
     assert sorted(order) == sorted([
         "Cifar10ExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
         "DataGate", "Transform", "Trainer", "Evaluator", "LatestBlessedModelResolver",
-        "RegressionGate", "ServingLoadCheck", "Pusher"])
+        "RegressionGate", "ServingLoadCheck", "Pusher", "TFLiteExport", "TFLitePusher"])
     assert (order.index("DataGate") < order.index("Transform") < order.index("Trainer")
-            < order.index("Evaluator") < order.index("RegressionGate") < order.index("Pusher"))
+            < order.index("Evaluator") < order.index("RegressionGate") < order.index("Pusher")
+            < order.index("TFLitePusher"))
+    assert order.index("Trainer") < order.index("TFLiteExport") < order.index("TFLitePusher")
     assert "DataGate" in _node(ir, "Transform").upstream_nodes
     evaluator = _node(ir, "Evaluator")
     # The baseline goes to the RegressionGate, not to TFMA.
