@@ -295,21 +295,11 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     args, beam_args = _parser().parse_known_args(argv)
     _log_everything()
-    if args.command == "evaluate":
+    commands = {"evaluate": _evaluate, "report": _report, "infer-schema": _infer_schema,
+                "score": _score, "monitor": _monitor}
+    if args.command in commands:
         runtime.prepare_tensorflow()
-        return _evaluate(args, beam_args)
-    if args.command == "report":
-        runtime.prepare_tensorflow()
-        return _report(args, beam_args)
-    if args.command == "infer-schema":
-        runtime.prepare_tensorflow()
-        return _infer_schema(args, beam_args)
-    if args.command == "score":
-        runtime.prepare_tensorflow()
-        return _score(args, beam_args)
-    if args.command == "monitor":
-        runtime.prepare_tensorflow()
-        return _monitor(args, beam_args)
+        return commands[args.command](args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
     except pipeline_config.ConfigError as error:

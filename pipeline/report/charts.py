@@ -1,8 +1,9 @@
-"""The report's pictures as PNG files: class balance per split and the confusion matrix."""
+"""The report pages' pictures as PNG files: class balance per split, the confusion matrix,
+and the monitor's served-beside-reference bars and channel statistics."""
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from components.contract import CLASS_NAMES
 
@@ -15,30 +16,10 @@ def _pyplot():
 
 
 def class_balance(class_counts: Dict[str, List[int]], path: str) -> None:
-    """Share of each class in each split, the splits side by side: shares, not counts,
-    so that splits of different sizes compare (the legend gives each split's size)."""
-    import numpy as np
-
-    plt = _pyplot()
-    splits = list(class_counts)  # in the order given: train first
-    positions = np.arange(len(CLASS_NAMES))
-    width = 0.8 / max(len(splits), 1)
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    for index, split in enumerate(splits):
-        counts = np.asarray(class_counts[split], dtype=float)
-        shares = 100 * counts / max(counts.sum(), 1)
-        axis.bar(positions + (index - (len(splits) - 1) / 2) * width, shares, width,
-                 label=f"{split} ({int(counts.sum()):,} images)")
-    axis.axhline(100 / len(CLASS_NAMES), color="grey", linewidth=0.8, linestyle="--")
-    axis.set_xticks(positions, CLASS_NAMES, rotation=30, ha="right")
-    axis.set_ylabel("% of the split")
-    # Above the axes: inside, it would hide the bars of a balanced split.
-    axis.legend(frameon=False, fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                ncol=len(splits))
-    axis.spines[["top", "right"]].set_visible(False)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    """Share of each class in each split, the splits side by side (train first), with
+    the share of a balanced split marked."""
+    grouped_bars(class_counts, list(CLASS_NAMES), "% of the split", path,
+                 even_share=1 / len(CLASS_NAMES))
 
 
 def confusion_matrix(matrix: List[List[int]], path: str) -> None:
@@ -67,10 +48,11 @@ def confusion_matrix(matrix: List[List[int]], path: str) -> None:
 
 
 def grouped_bars(series: Dict[str, List[float]], categories: List[str], ylabel: str,
-                 path: str) -> None:
-    """Bars of several series side by side per category (served beside the reference),
-    each series as a share of its own total, so that samples of different sizes
-    compare."""
+                 path: str, even_share: Optional[float] = None) -> None:
+    """Bars of several series side by side per category (served beside the reference,
+    test beside train), each as a share of its own total, not counts, so that samples
+    of different sizes compare (the legend gives each one's size); `even_share` marks
+    the share every category would have if they were even."""
     import numpy as np
 
     plt = _pyplot()
@@ -82,8 +64,11 @@ def grouped_bars(series: Dict[str, List[float]], categories: List[str], ylabel: 
         shares = 100 * values / max(values.sum(), 1)
         axis.bar(positions + (index - (len(series) - 1) / 2) * width, shares, width,
                  label=f"{name} ({int(values.sum()):,} images)")
+    if even_share is not None:
+        axis.axhline(100 * even_share, color="grey", linewidth=0.8, linestyle="--")
     axis.set_xticks(positions, categories, rotation=30, ha="right")
     axis.set_ylabel(ylabel)
+    # Above the axes: inside, it would hide the bars.
     axis.legend(frameon=False, fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                 ncol=len(series))
     axis.spines[["top", "right"]].set_visible(False)
