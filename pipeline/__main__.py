@@ -115,13 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from_args(args, beam_args) -> pipeline_config.PipelineConfig:
-    overrides = []
-    for flag, field in (("data_dir", "data.data_dir"), ("output_dir", "output_dir"),
-                        ("cache_dir", "data.cache_dir"), ("orchestrator", "orchestrator"),
-                        ("runner", "beam.runner")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{field}={getattr(args, flag)}")
+# Command-line flags of `run` and the config fields they set.
+_RUN_FLAGS = (("data_dir", "data.data_dir"), ("output_dir", "output_dir"),
+              ("cache_dir", "data.cache_dir"), ("orchestrator", "orchestrator"),
+              ("runner", "beam.runner"))
+
+
+def _config_from_args(args, beam_args, flags=_RUN_FLAGS) -> pipeline_config.PipelineConfig:
+    overrides = [f"{field}={getattr(args, flag)}" for flag, field in flags
+                 if getattr(args, flag) is not None]
     config = pipeline_config.load(args.profile, tuple(overrides + args.overrides))
     return pipeline_config.with_beam_args(config, beam_args)
 
@@ -248,12 +250,10 @@ def _score(args, beam_args) -> int:
     from components.scoring.unlabeled_images import ScoringInputError
     from pipeline import score
 
-    overrides = [f"{field}={getattr(args, flag)}"
-                 for flag, field in (("output_dir", "output_dir"), ("runner", "beam.runner"))
-                 if getattr(args, flag) is not None]
     try:
-        config = pipeline_config.with_beam_args(
-            pipeline_config.load(args.profile, tuple(overrides + args.overrides)), beam_args)
+        # --data-dir is what to score, not the pipeline's data.
+        config = _config_from_args(args, beam_args,
+                                   (("output_dir", "output_dir"), ("runner", "beam.runner")))
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

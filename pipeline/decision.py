@@ -146,6 +146,8 @@ def serving_check(components: dict) -> Optional[dict]:
 def tflite_result(components: dict) -> Optional[dict]:
     """Each TFLite variant's check (accuracy, drop, size, passed or why not) and
     whether it was pushed; None when the run converted none."""
+    from components.tflite.pusher import (PUSHED_DESTINATION_PROPERTY, PUSHED_PROPERTY,
+                                          PUSHED_VARIANTS_PROPERTY)
     from pipeline.pipeline import (TFLITE_EXPORT_ID, TFLITE_EXPORT_OUTPUT, TFLITE_PUSHER_ID,
                                    TFLITE_PUSHER_OUTPUT)
 
@@ -159,10 +161,11 @@ def tflite_result(components: dict) -> Optional[dict]:
         return None
     push = components.get(TFLITE_PUSHER_ID, {}).get("properties", {}).get(
         TFLITE_PUSHER_OUTPUT, {})
-    pushed = set((push.get("pushed_variants") or "").split(",")) if push.get("pushed") else set()
+    pushed = (set((push.get(PUSHED_VARIANTS_PROPERTY) or "").split(","))
+              if push.get(PUSHED_PROPERTY) else set())
     for variant, outcome in check["variants"].items():
         outcome["pushed"] = variant in pushed
-    check["pushed_destination"] = push.get("pushed_destination") if pushed else None
+    check["pushed_destination"] = push.get(PUSHED_DESTINATION_PROPERTY) if pushed else None
     return check
 
 

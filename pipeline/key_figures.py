@@ -102,9 +102,13 @@ def _tflite(component: dict) -> str:
 
 
 def _tflite_push(component: dict) -> str:
+    from components.tflite.pusher import (PUSHED_PROPERTY, PUSHED_VARIANTS_PROPERTY,
+                                          PUSHED_VERSION_PROPERTY)
+
     pushed = component.get("properties", {}).get(TFLITE_PUSHER_OUTPUT, {})
-    return (f"pushed {pushed.get('pushed_variants')} as version {pushed.get('pushed_version')}"
-            if pushed.get("pushed") else "nothing pushed")
+    return (f"pushed {pushed.get(PUSHED_VARIANTS_PROPERTY)} as version "
+            f"{pushed.get(PUSHED_VERSION_PROPERTY)}" if pushed.get(PUSHED_PROPERTY)
+            else "nothing pushed")
 
 
 _FIGURES: Dict[str, Callable[[dict], str]] = {

@@ -30,7 +30,7 @@ from components.monitoring.served_traffic import (read_records, served_images,
                                                   versions_logged)
 from pipeline.report import charts
 from pipeline.report.render import render_template
-from pipeline.report.writer import INDEX_FILE, REPORTS_DIR, built_beside
+from pipeline.report.writer import INDEX_FILE, REPORTS_DIR, built_beside, unused_path
 from pipeline.served_lineage import served_lineage
 
 SUMMARY_FILE = "monitor.json"
@@ -80,12 +80,7 @@ def _reference(lineage) -> traffic_drift.Reference:
 
 def _report_dir(output_dir: str, version: int) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    base = os.path.join(output_dir, REPORTS_DIR, f"monitor-{stamp}-v{version}")
-    folder, count = base, 1
-    while os.path.exists(folder):
-        count += 1
-        folder = f"{base}-{count}"
-    return folder
+    return unused_path(os.path.join(output_dir, REPORTS_DIR, f"monitor-{stamp}-v{version}"))
 
 
 def _write(summary: dict, final_dir: str) -> None:

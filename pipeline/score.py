@@ -30,10 +30,11 @@ from components import progress
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_ID_KEY, PROBABILITIES_OUTPUT, SAVED_MODEL_FILE,
                                  newest_version, ready_versions)
+from components.data.split_files import split_records
 from components.scoring.unlabeled_images import (ACCEPTED_COUNTER, IMAGES_SPLIT,
                                                  ScoringInputError, WriteScoringExamples,
                                                  input_files)
-from pipeline.report.writer import built_beside
+from pipeline.report.writer import built_beside, unused_path
 
 SCORES_DIR = "scores"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -90,10 +91,7 @@ def _write_examples(config, files: list, examples_uri: str, refused_prefix: str)
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_name(ACCEPTED_COUNTER))["counters"]
     if not counters:  # a runner that reports no metrics: count what was written
-        import tensorflow as tf
-        return sum(1 for _ in tf.data.TFRecordDataset(
-            tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{IMAGES_SPLIT}", "*")),
-            compression_type="GZIP"))
+        return sum(1 for _ in split_records(examples_uri, IMAGES_SPLIT))
     return sum(counter.committed or counter.attempted or 0 for counter in counters)
 
 
@@ -163,9 +161,8 @@ def score(config, data_dir: str, model: Optional[str] = None,
     if on_start is not None:
         on_start()
     scores_root = os.path.join(os.path.abspath(config.output_dir), SCORES_DIR)
-    folder = os.path.join(scores_root, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    if os.path.exists(folder):
-        folder = f"{folder}-{os.getpid()}"
+    folder = unused_path(os.path.join(scores_root,
+                                      time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
     started = time.monotonic()
     with built_beside(folder) as building:
         work_dir = os.path.join(building, _WORK_DIR)

@@ -64,12 +64,20 @@ def encode_png(image: Any) -> bytes:
     return tf.io.encode_png(image).numpy()
 
 
+def image_example(image_id: str, encoded: bytes, label: Optional[int] = None
+                  ) -> tf.train.Example:
+    """The tf.Example of one encoded image, with its label when it has one (images to
+    score have none)."""
+    feature = {IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded]))}
+    if label is not None:
+        feature[LABEL_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))
+    feature[IMAGE_ID_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(
+        value=[image_id.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
 def to_example(image_id: str, image: Any, label: int) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encode_png(image)])),
-        LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-        IMAGE_ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_id.encode()])),
-    }))
+    return image_example(image_id, encode_png(image), label)
 
 
 def _read_batch_file(path: str, limit: Optional[int]) -> Iterable[tuple]:

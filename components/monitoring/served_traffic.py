@@ -10,6 +10,7 @@ class and top-1 confidence, which is what `traffic_drift` compares with training
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import os
@@ -22,6 +23,7 @@ from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, IMAGE_CHANNELS, IM
                                  request_log_files)
 
 PIXELS_FORMAT = "pixels"  # a uint8 array sent to the pixels signature, not a file
+UNDECODABLE = "undecodable"  # the format of bytes that do not decode as an image
 
 
 class RequestLogError(ValueError):
@@ -67,18 +69,15 @@ def read_records(directory: str, since_secs: Optional[float] = None,
 
 def versions_logged(records: list) -> Dict[int, int]:
     """Version -> number of records it answered."""
-    counts: Dict[int, int] = {}
-    for record in records:
-        version = record.log_metadata.model_spec.version.value
-        counts[version] = counts.get(version, 0) + 1
-    return counts
+    return dict(collections.Counter(record.log_metadata.model_spec.version.value
+                                    for record in records))
 
 
 @dataclasses.dataclass
 class ServedImages:
     """One entry per image the logged requests held, in log order."""
 
-    formats: List[str]  # PNG, JPEG, BMP, pixels, or "undecodable"
+    formats: List[str]  # PNG, JPEG, BMP, PIXELS_FORMAT or UNDECODABLE
     sizes: List[str]  # "<width>x<height>" as declared, "" when undecodable
     channel_means: np.ndarray  # float64 [N, 3], 0..255, NaN when undecodable
     channel_mean_squares: np.ndarray  # float64 [N, 3]
@@ -100,7 +99,7 @@ def _image_facts(encoded: bytes) -> tuple:
             pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
     except Exception:  # noqa: BLE001 (a served model refuses these; a logged one is a finding)
         nothing = np.full(IMAGE_CHANNELS, np.nan)
-        return "undecodable", "", nothing, nothing
+        return UNDECODABLE, "", nothing, nothing
     by_channel = pixels.reshape(-1, IMAGE_CHANNELS)
     return (image_format, f"{width}x{height}", by_channel.mean(axis=0),
             (by_channel ** 2).mean(axis=0))
@@ -123,7 +122,7 @@ def _predict_rows(log) -> tuple:
     elif PIXELS_INPUT in inputs:
         facts = [_pixels_facts(pixels) for pixels in tf.make_ndarray(inputs[PIXELS_INPUT])]
     elif EXAMPLES_INPUT in inputs:
-        facts = [_example_facts(serialized)
+        facts = [_example_facts(tf.train.Example.FromString(serialized))
                  for serialized in tf.make_ndarray(inputs[EXAMPLES_INPUT]).reshape(-1)]
     else:
         return [], np.zeros((0, len(CLASS_NAMES)))
@@ -132,19 +131,14 @@ def _predict_rows(log) -> tuple:
     return facts, tf.make_ndarray(log.response.outputs[PROBABILITIES_OUTPUT])
 
 
-def _example_facts(serialized: bytes) -> tuple:
-    from tensorflow.core.example import example_pb2
-
-    example = example_pb2.Example.FromString(serialized)
+def _example_facts(example) -> tuple:
+    """The facts of the image a tf.Example holds (b"" when it holds none: undecodable)."""
     values = example.features.feature[IMAGE_KEY].bytes_list.value
     return _image_facts(values[0] if values else b"")
 
 
 def _classify_rows(log) -> tuple:
-    examples = log.request.input.example_list.examples
-    facts = [_image_facts(example.features.feature[IMAGE_KEY].bytes_list.value[0]
-                          if example.features.feature[IMAGE_KEY].bytes_list.value else b"")
-             for example in examples]
+    facts = [_example_facts(example) for example in log.request.input.example_list.examples]
     probabilities = np.zeros((len(log.response.result.classifications), len(CLASS_NAMES)))
     for row, classification in enumerate(log.response.result.classifications):
         for scored in classification.classes:

@@ -20,14 +20,15 @@ deviation per channel over every training pixel) and the contract's image format
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
 from components.contract import CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
 from components.monitoring.config import MonitoringConfig
-from components.monitoring.served_traffic import ServedImages
+from components.monitoring.served_traffic import UNDECODABLE, ServedImages
 
 # The features of the two prediction datasets TFDV compares.
 PREDICTED_CLASS_FEATURE = "predicted_class"
@@ -103,23 +104,24 @@ def prediction_checks(served: ServedImages, reference: Reference,
     return checks
 
 
-def _decodable(served: ServedImages) -> np.ndarray:
-    return ~np.isnan(served.channel_means).any(axis=1)
-
-
-def served_channel_statistics(served: ServedImages) -> tuple:
-    """(mean, standard deviation) per channel over every decodable served pixel."""
-    decodable = _decodable(served)
+def served_channel_statistics(served: ServedImages) -> Optional[tuple]:
+    """(mean, standard deviation) per channel over every decodable served pixel; None
+    when no served image decodes."""
+    decodable = ~np.isnan(served.channel_means).any(axis=1)
+    if not decodable.any():
+        return None
     mean = served.channel_means[decodable].mean(axis=0)
     mean_square = served.channel_mean_squares[decodable].mean(axis=0)
     return mean, np.sqrt(np.maximum(mean_square - mean ** 2, 0.0))
 
 
-def pixel_checks(served: ServedImages, reference: Reference,
+def pixel_checks(served_statistics: Optional[tuple], reference: Reference,
                  config: MonitoringConfig) -> List[dict]:
-    if not _decodable(served).any():
-        return []  # nothing to measure: the format check names the undecodable share
-    served_mean, served_std = served_channel_statistics(served)
+    """The pixel checks on `served_channel_statistics`' (mean, std), or none when no
+    served image decodes (None): the format check names the undecodable share."""
+    if served_statistics is None:
+        return []
+    served_mean, served_std = served_statistics
     shifts = np.abs(served_mean - reference.channel_mean) / reference.channel_std
     worst_shift = int(np.argmax(shifts))
     ratios = served_std / reference.channel_std
@@ -150,7 +152,7 @@ def pixel_checks(served: ServedImages, reference: Reference,
 def format_checks(served: ServedImages, config: MonitoringConfig) -> List[dict]:
     formats = shares(served.formats)
     other_format = sum(share for name, share in formats.items()
-                       if name in LOSSY_FORMATS or name == "undecodable")
+                       if name in LOSSY_FORMATS or name == UNDECODABLE)
     sizes = shares(served.sizes)
     trained_size = f"{IMAGE_WIDTH}x{IMAGE_HEIGHT}"
     other_size = 1.0 - sizes.get(trained_size, 0.0)
@@ -173,11 +175,8 @@ def format_checks(served: ServedImages, config: MonitoringConfig) -> List[dict]:
 
 def shares(values: list) -> dict:
     """Value -> its share of `values`, the most common first."""
-    counted = {}
-    for value in values:
-        counted[value] = counted.get(value, 0) + 1
     return {value: count / len(values)
-            for value, count in sorted(counted.items(), key=lambda item: -item[1])}
+            for value, count in collections.Counter(values).most_common()}
 
 
 def class_shares(predicted: np.ndarray) -> np.ndarray:
@@ -186,11 +185,12 @@ def class_shares(predicted: np.ndarray) -> np.ndarray:
 
 def compare(served: ServedImages, reference: Reference, config: MonitoringConfig) -> dict:
     """Every check, and the distributions behind them, as JSON-ready values."""
-    checks = (format_checks(served, config) + pixel_checks(served, reference, config)
+    served_statistics = served_channel_statistics(served)
+    checks = (format_checks(served, config) + pixel_checks(served_statistics, reference, config)
               + prediction_checks(served, reference, config))
     channels = {}
-    if _decodable(served).any():
-        served_mean, served_std = served_channel_statistics(served)
+    if served_statistics is not None:
+        served_mean, served_std = served_statistics
         channels = {"names": list(CHANNEL_NAMES),
                     "training mean": reference.channel_mean.tolist(),
                     "served mean": served_mean.tolist(),

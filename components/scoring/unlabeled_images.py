@@ -24,7 +24,8 @@ from typing import Iterable, List, Tuple
 
 import apache_beam as beam
 
-from components.contract import IMAGE_HEIGHT, IMAGE_ID_KEY, IMAGE_KEY, IMAGE_WIDTH
+from components.contract import IMAGE_HEIGHT, IMAGE_WIDTH
+from components.data.split_files import split_uri
 
 IMAGES_SPLIT = "images"  # the one split of the scored Examples
 ACCEPTED, REFUSED = "accepted", "refused"
@@ -61,16 +62,6 @@ def input_files(data_dir: str) -> List[str]:
     return files
 
 
-def _example(image_id: str, encoded: bytes) -> bytes:
-    import tensorflow as tf
-
-    return tf.train.Example(features=tf.train.Features(feature={
-        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
-        IMAGE_ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[image_id.encode()])),
-    })).SerializeToString()
-
-
 def image_problem(encoded: bytes) -> str:
     """Why the served model would refuse the encoded image, or "": its own header check
     (`components.image_header`, in every signature) and the Transform graph's decode."""
@@ -99,7 +90,7 @@ def examine(path: str) -> Iterable[Tuple[str, object]]:
     from tfx.dsl.io import fileio
 
     from components.data import cifar10_format
-    from components.data.example_gen import encode_png
+    from components.data.example_gen import encode_png, image_example
 
     name = os.path.basename(path)
     accepted = beam.metrics.Metrics.counter("scoring", ACCEPTED_COUNTER)
@@ -111,7 +102,7 @@ def examine(path: str) -> Iterable[Tuple[str, object]]:
             return
         accepted.inc(len(batch))
         for image_id, pixels in zip(batch.ids, batch.images):
-            yield ACCEPTED, _example(image_id, encode_png(pixels))
+            yield ACCEPTED, image_example(image_id, encode_png(pixels)).SerializeToString()
         return
     with fileio.open(path, "rb") as image_file:
         encoded = image_file.read()
@@ -120,7 +111,7 @@ def examine(path: str) -> Iterable[Tuple[str, object]]:
         yield REFUSED, {"image": name, "reason": problem}
     else:
         accepted.inc()
-        yield ACCEPTED, _example(name, encoded)
+        yield ACCEPTED, image_example(name, encoded).SerializeToString()
 
 
 @beam.ptransform_fn
@@ -138,6 +129,6 @@ def WriteScoringExamples(pipeline, files: List[str], examples_uri: str,  # noqa:
     refused = (examined | "Refused" >> beam.Filter(lambda item: item[0] == REFUSED)
                | "AsJson" >> beam.Map(lambda item: json.dumps(item[1])))
     accepted | "WriteExamples" >> beam.io.WriteToTFRecord(
-        os.path.join(examples_uri, f"Split-{IMAGES_SPLIT}", "data_tfrecord"),
+        os.path.join(split_uri(examples_uri, IMAGES_SPLIT), "data_tfrecord"),
         file_name_suffix=".gz")
     refused | "WriteRefused" >> beam.io.WriteToText(refused_prefix, file_name_suffix=".jsonl")

@@ -55,12 +55,14 @@ def _calibration_pixels(transformed_examples_uri: str, count: int, channel_mean,
 
 
 def decode_images(serialized: list) -> np.ndarray:
-    """uint8 pixels [N, 32, 32, 3] of serialized tf.Examples' images."""
+    """uint8 pixels [N, 32, 32, 3] of serialized tf.Examples' images, decoded by the
+    Transform's own decode."""
     import tensorflow as tf
 
+    from components import transform
+
     images = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-    return np.stack([tf.io.decode_image(encoded, channels=IMAGE_SHAPE[-1]).numpy()
-                     for encoded in images[IMAGE_KEY].numpy()])
+    return transform.decode_images(images[IMAGE_KEY]).numpy().astype(np.uint8)
 
 
 def judge(variant_predicted: np.ndarray, saved_model_predicted: np.ndarray,

@@ -117,6 +117,16 @@ def write_report(metadata_path: str, pipeline_name: str, output_dir: str,
     return os.path.join(final_dir, INDEX_FILE)
 
 
+def unused_path(path: str) -> str:
+    """`path`, or `path-2`, `path-3`, ... whichever does not exist yet: a new folder
+    named by the time must not replace one made in the same second."""
+    candidate, count = path, 1
+    while os.path.exists(candidate):
+        count += 1
+        candidate = f"{path}-{count}"
+    return candidate
+
+
 @contextlib.contextmanager
 def built_beside(final_dir: str):
     """A fresh folder beside `final_dir` to write into; once the block ends, it is
