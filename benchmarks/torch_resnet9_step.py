@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from components.training.runtime import cpu_has_bfloat16  # noqa: E402 (no TensorFlow)
 
 
 def conv_bn(torch_nn, channels_in: int, channels_out: int):
@@ -48,16 +53,6 @@ def resnet9(torch, torch_nn):
         conv_bn(torch_nn, 256, 512), torch_nn.MaxPool2d(2), Residual(512),
         torch_nn.AdaptiveMaxPool2d(1), torch_nn.Flatten(),
         torch_nn.Linear(512, 10, bias=False), Scale())
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = cpuinfo.read()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def images_per_second(torch, nn, batch_size: int, steps: int, channels_last: bool,
@@ -99,7 +94,7 @@ def main() -> None:
     from torch import nn
 
     settings = {"float32": (False, False), "channels_last": (True, False)}
-    if cpu_has_bf16():
+    if cpu_has_bfloat16():
         settings.update(bf16=(False, True), bf16_channels_last=(True, True))
     rates = {name: images_per_second(torch, nn, args.batch_size, args.steps, *setting)
              for name, setting in settings.items()}

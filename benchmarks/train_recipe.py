@@ -71,7 +71,8 @@ def _keras_child(args) -> dict:
     data = recipe_data.load(args.data)  # the decoded cache, already cut to the limits
     hparams = TrainingConfig(epochs=args.epochs, seed=args.seed, lr_knots=_knots(args.epochs),
                              target_accuracy=args.target_accuracy,
-                             kernel_initializer=args.child_initializer)
+                             kernel_initializer=args.child_initializer,
+                             mixed_precision=args.mixed_precision)
     if keras.backend.backend() == "tensorflow":
         from components.training.train import train
         with tempfile.TemporaryDirectory() as run_dir:
@@ -259,6 +260,10 @@ def main() -> None:
     parser.add_argument("--compare-initializer", default="he_uniform",
                         help="also trained on the run's first seed, after the project and "
                              "the reference ('': none)")
+    parser.add_argument("--mixed-precision", default=TRAINING_DEFAULTS.mixed_precision,
+                        choices=["auto", "off", "float16", "bfloat16"],
+                        help="the project's training.mixed_precision (TensorFlow backend; "
+                             "under JAX: float16 on a GPU, float32 on a CPU)")
     parser.add_argument("--decoded-cache",
                         default=os.path.join(tempfile.gettempdir(), "cifar10-recipe-decoded"),
                         help="where the decoded images are kept for the child processes "
@@ -284,6 +289,7 @@ def main() -> None:
     backend = _backend() if args.backend == "auto" else args.backend
     shared = ["--data", data, "--epochs", str(args.epochs),
               "--target-accuracy", str(args.target_accuracy)]
+    project_flags = ["--mixed-precision", args.mixed_precision]
     knots = ",".join(str(k) for k in _knots(args.epochs))
     values = ",".join(str(v) for v in TRAINING_DEFAULTS.lr_values)
     keras_environment = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -293,7 +299,8 @@ def main() -> None:
     def project(seed: int, initializer: str) -> dict:
         print(f"seed {seed}: the project's trainer (Keras, {backend} backend, "
               f"{initializer})", file=sys.stderr)
-        return _run_child([sys.executable, __file__, *shared, "--child-seed", str(seed),
+        return _run_child([sys.executable, __file__, *shared, *project_flags,
+                           "--child-seed", str(seed),
                            "--child-initializer", initializer], keras_environment)
 
     # The first minutes answer the main question: the project at its defaults beside

@@ -31,6 +31,16 @@ def load_split(file_patterns, tft_output: tft.TFTransformOutput) -> tuple:
     return np.concatenate(images), np.concatenate(labels)
 
 
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuner off. Its thread shares the CPU with the
+    training step, and each new iterator (one per epoch, and one per validation pass)
+    waits for it: 2 to 20 s at every epoch start on a 2-core CPU, more than a whole
+    step (docs/BENCHMARKS.md). A gather from memory needs no tuning."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
                      seed=None) -> tf.data.Dataset:
     """Full batches in a fresh order every epoch, from arrays held once.
@@ -38,11 +48,18 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
     Only indices are shuffled and batched; each batch is a gather from the one copy of
     the images. A shuffle buffer of the images themselves would copy the whole train
     set through it every epoch (600 MB for CIFAR-10), which on a GPU costs more than
-    the epoch's training."""
+    the epoch's training. Two batches are gathered ahead of the step."""
     held_images, held_labels = tf.constant(images), tf.constant(labels)
-    return (tf.data.Dataset.range(len(labels))
-            .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size, drop_remainder=True)
-            .map(lambda index: (tf.gather(held_images, index), tf.gather(held_labels, index)),
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return without_autotune(
+        tf.data.Dataset.range(len(labels))
+        .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda index: (tf.gather(held_images, index), tf.gather(held_labels, index)))
+        .prefetch(2))
+
+
+def eval_batches(images: np.ndarray, labels: np.ndarray,
+                 batch_size: int = 500) -> tf.data.Dataset:
+    """The evaluation split in order, for the per-epoch validation pass."""
+    return without_autotune(tf.data.Dataset.from_tensor_slices((images, labels))
+                            .batch(batch_size))

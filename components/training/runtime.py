@@ -43,6 +43,8 @@ CPU_TRAINING_ENVIRONMENT = {
     "TF_ENABLE_ONEDNN_OPTS": "1",
     "TF_NUM_INTEROP_THREADS": "1",
 }
+# /proc/cpuinfo flags of CPUs with bfloat16 instructions.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 GPU_DEFAULTS = {
     "CUDA_CACHE_MAXSIZE": str(4 * 1024 ** 3),
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",
@@ -109,6 +111,17 @@ def preload_cuda_libraries(nvidia_root: str) -> list:
             return failed
         pending = failed
     return []
+
+
+def cpu_has_bfloat16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX), where
+    oneDNN runs bfloat16 convolutions about twice as fast as float32 ones."""
+    try:
+        with open(cpuinfo_path) as cpuinfo:
+            flags = set(cpuinfo.read().split())
+    except OSError:
+        return False
+    return bool(flags & set(BFLOAT16_CPU_FLAGS))
 
 
 def apply_cpu_training_defaults(environ: MutableMapping[str, str] = os.environ) -> dict:

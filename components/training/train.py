@@ -19,12 +19,11 @@ import time
 from typing import Optional
 
 import keras
-import tensorflow as tf
 
 from components import progress
 from components.training.callbacks import Progress, StopAtStep, TrainingClock
 from components.training.config import TrainingConfig
-from components.training.dataset import shuffled_batches
+from components.training.dataset import eval_batches, shuffled_batches
 from components.training.device import (describe, dtype_policy, make_strategy, on_gpu_setting,
                                         use_gpu)
 from components.training.recipe import accuracy, build_training_model, compile_for_training
@@ -80,7 +79,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
 
     train_dataset = shuffled_batches(train_images, train_labels, hparams.batch_size,
                                      seed=hparams.seed)
-    eval_dataset = tf.data.Dataset.from_tensor_slices(eval_data).batch(500)
+    eval_dataset = eval_batches(*eval_data)
     clock = TrainingClock(steps_per_epoch, hparams.batch_size, hparams.target_accuracy
                           if hparams.eval_every_epoch else None)
     callbacks = [

@@ -10,6 +10,7 @@ import keras
 from keras import layers
 
 from components.contract import IMAGE_SHAPE, IMAGE_XF_KEY
+from components.training.models.batch_norm import BatchNorm
 
 # PyTorch's BatchNorm defaults, which both papers' models use: eps 1e-5 and a running
 # average that keeps 0.9 of the old value (PyTorch calls that momentum 0.1).
@@ -56,9 +57,8 @@ def conv3x3(x, filters: int, name: str, regularizer, initializer, strides: int =
 
 def bn_relu(x, name: str, regularizer):
     """BatchNorm (gamma 1, beta 0, both decayed like every weight) then ReLU."""
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                  gamma_regularizer=regularizer,
-                                  beta_regularizer=regularizer, name=f"{name}_bn")(x)
+    x = BatchNorm(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, gamma_regularizer=regularizer,
+                  beta_regularizer=regularizer, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

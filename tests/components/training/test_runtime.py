@@ -160,3 +160,18 @@ def test_the_device_decision_names_the_reason_and_the_fix(device, nvidia_listed,
 def test_no_nvidia_driver_means_no_gpu_listed(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert runtime.nvidia_gpu_listed() is False
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu avx2 avx512f avx512_vnni avx512_bf16 fma", True),  # EPYC with AVX-512 BF16
+    ("fpu avx2 amx_bf16 amx_tile amx_int8", True),  # Sapphire Rapids
+    ("fpu avx2 avx512f avx512_vnni fma", False),  # AVX-512 without bfloat16
+    ("fpu avx2 fma", False),
+])
+def test_bfloat16_instructions_are_read_from_cpuinfo(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n"
+                       f"flags\t\t: {flags}\n")
+    assert runtime.cpu_has_bfloat16(str(cpuinfo)) is expected
+    assert runtime.cpu_has_bfloat16(str(tmp_path / "missing")) is False
+
