@@ -5,6 +5,8 @@ benchmarks/train_recipe.py under whichever backend the machine has."""
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -12,6 +14,19 @@ from components.training.augment import CifarAugment
 from components.training.config import TrainingConfig
 from components.training.models import build_model
 from components.training.schedule import make_schedule
+
+
+@contextlib.contextmanager
+def global_dtype_policy(policy: str):
+    """Keras's global dtype policy is `policy` inside the block, where models are built
+    with it, and what it was before after the block: a model trained in bfloat16 leaves
+    no bfloat16 default behind for the next model the process builds."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def build_training_model(hparams: TrainingConfig) -> keras.Model:
@@ -41,8 +56,8 @@ def float32_copy(model: keras.Model, hparams: TrainingConfig) -> keras.Model:
     training model's structure and a warm start can read it back."""
     if model.dtype_policy.name == "float32":
         return model
-    keras.mixed_precision.set_global_policy("float32")
-    float32_model = build_training_model(hparams)
+    with global_dtype_policy("float32"):
+        float32_model = build_training_model(hparams)
     float32_model.set_weights(model.get_weights())
     return float32_model
 

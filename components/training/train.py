@@ -26,7 +26,8 @@ from components.training.config import TrainingConfig
 from components.training.dataset import eval_batches, shuffled_batches
 from components.training.device import (describe, dtype_policy, make_strategy, on_gpu_setting,
                                         use_gpu)
-from components.training.recipe import accuracy, build_training_model, compile_for_training
+from components.training.recipe import (accuracy, build_training_model, compile_for_training,
+                                        global_dtype_policy)
 from components.training.warm_start import read_weights_from_saved_model
 
 
@@ -42,7 +43,6 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     on_gpu = use_gpu(hparams.device)
     policy = dtype_policy(hparams.mixed_precision, on_gpu)
     xla = on_gpu_setting(hparams.xla, "xla", on_gpu)
-    keras.mixed_precision.set_global_policy(policy)
     strategy = make_strategy(hparams.distribution, on_gpu)
     train_images, train_labels = train_data
     steps_per_epoch = len(train_labels) // hparams.batch_size
@@ -68,7 +68,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         f"({device}), {policy}, XLA {'on' if xla else 'off'}, "
         f"{steps_per_execution} step(s) per execution", stream)
 
-    with strategy.scope():
+    with strategy.scope(), global_dtype_policy(policy):
         model = build_training_model(hparams)
         if initial_weights_from:
             model.set_weights(read_weights_from_saved_model(build_training_model(hparams),
