@@ -11,12 +11,10 @@ On the TensorFlow backend this layer trains with TensorFlow's own fused kernel
 variables, its inference path (what is exported and served), its config. So a model
 built with it saves, restores and serves as one built with keras.layers.BatchNormalization.
 
-The fused kernel differs from Keras's ops in two places:
-- the running variance is updated with the unbiased batch variance (n / (n - 1)
-  times the biased one), as PyTorch's BatchNorm2d and so cifar10-fast do. At ResNet9's
-  smallest n (4 x 4 positions x 512 images) that is 1.0001 times;
-- epsilon is at least 1.001e-5: TensorFlow raises a smaller one to the bound cuDNN
-  accepts, which is 1.001 times the recipe's 1e-5.
+The fused kernel differs from Keras's ops in one place: the running variance is
+updated with the unbiased batch variance (n / (n - 1) times the biased one), as
+PyTorch's BatchNorm2d and so cifar10-fast do. At ResNet9's smallest n (4 x 4
+positions x 512 images) that is 1.0001 times.
 """
 
 from __future__ import annotations

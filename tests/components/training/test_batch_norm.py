@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from components.training.models.batch_norm import BatchNorm
 from components.training.models.layers import BN_EPSILON, BN_MOMENTUM
+from components.training.recipe import global_dtype_policy
 
 SHAPE = (8, 6, 6, 16)  # n = 8 x 6 x 6 = 288 values per channel
 
@@ -29,26 +30,31 @@ def _pair(rng):
     return layers
 
 
-def _train_step(layer, inputs):
-    """(outputs, d outputs-weighted-sum / d inputs, / d gamma, / d beta)."""
-    inputs = tf.constant(inputs)
+def _train_step(layer, inputs, jit_compile: bool = False):
+    """(outputs, d outputs-weighted-sum / d inputs, / d gamma, / d beta), the step
+    eager or XLA-compiled (the GPU path)."""
     upstream = tf.constant(np.linspace(-1, 1, int(np.prod(SHAPE)), dtype="float32")
                            .reshape(SHAPE))
-    with tf.GradientTape() as tape:
-        tape.watch(inputs)
-        outputs = layer(inputs, training=True)
-        loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * upstream)
-    grads = tape.gradient(loss, [inputs, layer.gamma.value, layer.beta.value])
-    return [outputs.numpy()] + [grad.numpy() for grad in grads]
+
+    @tf.function(jit_compile=jit_compile)
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * upstream)
+        return [outputs] + tape.gradient(loss, [inputs] + layer.trainable_weights)
+
+    return [value.numpy() for value in step(tf.constant(inputs))]
 
 
-def test_training_matches_keras_batch_normalization():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_training_matches_keras_batch_normalization(jit_compile):
     rng = np.random.default_rng(0)
     fused, reference = _pair(rng)
     initial_variance = reference.moving_variance.numpy().astype("float64")
     inputs = rng.normal(0.5, 2.0, SHAPE).astype("float32")
 
-    for fused_value, reference_value in zip(_train_step(fused, inputs),
+    for fused_value, reference_value in zip(_train_step(fused, inputs, jit_compile),
                                             _train_step(reference, inputs)):
         np.testing.assert_allclose(fused_value, reference_value, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(),
@@ -63,12 +69,17 @@ def test_training_matches_keras_batch_normalization():
             BN_MOMENTUM * initial_variance + (1 - BN_MOMENTUM) * variance, rtol=1e-5)
 
 
-def test_inference_is_keras_batch_normalization():
+def test_inference_and_frozen_training_are_keras_batch_normalization():
     rng = np.random.default_rng(1)
     fused, reference = _pair(rng)
     inputs = rng.normal(size=SHAPE).astype("float32")
     np.testing.assert_array_equal(fused(inputs, training=False).numpy(),
                                   reference(inputs, training=False).numpy())
+    for layer in (fused, reference):  # fine-tuning: a frozen BatchNorm keeps its averages
+        layer.trainable = False
+    np.testing.assert_array_equal(fused(inputs, training=True).numpy(),
+                                  reference(inputs, training=True).numpy())
+    np.testing.assert_array_equal(fused.moving_mean.numpy(), reference.moving_mean.numpy())
 
 
 def test_training_step_is_one_fused_kernel():
@@ -87,12 +98,9 @@ def test_training_step_is_one_fused_kernel():
 def test_mixed_precision_keeps_the_compute_dtype_and_float32_statistics(policy):
     rng = np.random.default_rng(3)
     inputs = rng.normal(size=SHAPE).astype("float32")
-    keras.mixed_precision.set_global_policy(policy)
-    try:
+    with global_dtype_policy(policy):
         fused = BatchNorm(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
-        outputs = fused(keras.ops.cast(inputs, fused.compute_dtype), training=True)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    outputs = fused(keras.ops.cast(inputs, fused.compute_dtype), training=True)
     reference = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
     expected = reference(inputs, training=True).numpy()
 

@@ -25,7 +25,8 @@ def test_mixed_float16_with_xla_trains_and_exports_in_float32(tmp_path, capsys):
     try:
         model, history, metrics = train(settings, train_data, eval_data,
                                         str(tmp_path / "run"), str(tmp_path / "backup"))
-        # The policy is global: what float32_copy leaves behind is float32.
+        # train() builds under its policy and leaves the global one as it found it.
+        assert keras.mixed_precision.global_policy().name == "float32"
         exported = float32_copy(model, settings)
     finally:
         keras.mixed_precision.set_global_policy("float32")
