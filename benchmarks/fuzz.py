@@ -4,8 +4,8 @@ fresh random ones (the suite's own runs are short and derandomised).
 Usage: python benchmarks/fuzz.py [--examples N] [-k EXPR]
 Targets (tests named `test_fuzz_*`): the CIFAR-10 readers on mutated real batch files
 and odd labels, the tar extractor on mutated archives, the exported graph's image
-header check, the REST dispatcher in-process, raw requests over a real socket, and the
-gRPC servicer. Prints, per target, the inputs tried and the outcome; a failing input
+header check, the REST dispatcher in-process, raw requests over a real socket to the
+server and to the logging proxy, and the gRPC servicer. Prints, per target, the inputs tried and the outcome; a failing input
 is printed by hypothesis, to be kept as an @example beside its test.
 """
 

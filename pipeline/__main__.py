@@ -21,8 +21,10 @@ report, `<output dir>/reports/<run id>/index.html`; `python -m pipeline report
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -237,7 +239,7 @@ def _monitor(args, extra_args) -> int:
     if config is None:
         return 2
     try:
-        since = monitor.parse_since(args.since) if args.since else None
+        since = monitor.parse_since(args.since) if args.since is not None else None
         summary = monitor.monitor(config, args.requests, since, args.version)
     except (monitor.MonitorError, RequestLogError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -269,8 +271,9 @@ def _score(args, beam_args) -> int:
         return 0, os.path.basename(os.path.dirname(summary["predictions"]))
 
     if args.verbose:
-        return scored(None)[0]
-    with RunLog() as run_log:
+        with _stopped_at_once(None):
+            return scored(None)[0]
+    with RunLog() as run_log, _stopped_at_once(run_log):
         try:
             status, folder = scored(lambda: run_log.settle(config.output_dir))
         except Exception:
@@ -283,6 +286,44 @@ def _score(args, beam_args) -> int:
         elif folder:
             progress.report(f"Log: {run_log.name_after(f'score-{folder}')}")
     return status
+
+
+@contextlib.contextmanager
+def _stopped_at_once(run_log: Optional[RunLog]):
+    """SIGINT and SIGTERM end `score` at once (status 128 + the signal's number), its
+    child processes stopped, the folders it was building removed and its log named as
+    interrupted. Not by an exception: Beam wraps one raised inside a DoFn, and TFX's
+    runner can swallow it."""
+    def stop(signum, _frame):
+        import psutil
+
+        from pipeline.report.writer import abandon_building
+
+        # Beam's worker processes (multi_processing mode) would outlive an os._exit.
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        abandon_building()
+        where = ""
+        if run_log is not None and run_log.settled:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            where = (f"; the output so far: "
+                     f"{run_log.name_after(f'score-{stamp}-interrupted')}")
+        elif run_log is not None:
+            os.remove(run_log.path)  # stopped before it began: nothing to keep
+        progress.error(f"Interrupted ({signal.Signals(signum).name}): nothing was "
+                       f"written{where}")
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(128 + signum)
+
+    previous = {signum: signal.signal(signum, stop)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # Data validation stopped the run, or monitor found drift in served traffic.

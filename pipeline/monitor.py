@@ -48,16 +48,23 @@ class MonitorError(ValueError):
 def parse_since(text: str, now: Optional[float] = None) -> float:
     """Seconds since the epoch from `--since`: a duration back from now (90m, 6h, 2d)
     or an ISO date or time (UTC unless it names a zone)."""
+    expected = "expected a duration (90m, 6h, 2d) or an ISO date or time (2026-12-06, " \
+               "2026-12-06T14:00)"
+    if not text.strip():
+        raise MonitorError(f"--since {text!r}: empty; {expected}")
+    if match := _DURATION.match(text.strip()):
+        since = (now if now is not None else time.time()) - float(match[1]) * _SECONDS_PER[
+            match[2]]
+        try:
+            datetime.datetime.fromtimestamp(since, datetime.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise MonitorError(f"--since {text!r}: out of range, it reaches back before "
+                               f"the year 1") from None
+        return since
     try:
-        if match := _DURATION.match(text.strip()):
-            since = (now if now is not None else time.time()) - float(match[1]) * _SECONDS_PER[
-                match[2]]
-            datetime.datetime.fromtimestamp(since, datetime.timezone.utc)  # in range
-            return since
         moment = datetime.datetime.fromisoformat(text.strip())
-    except (ValueError, OverflowError, OSError):
-        raise MonitorError(f"--since {text!r}: expected a duration (90m, 6h, 2d) or an ISO "
-                           f"date or time (2026-12-06, 2026-12-06T14:00)") from None
+    except ValueError:
+        raise MonitorError(f"--since {text!r}: {expected}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment.timestamp()
@@ -118,8 +125,10 @@ def monitor(config, requests_dir: str, since_secs: Optional[float] = None,
     logged = read_records(requests_dir, since_secs, model_name)
     since = f" since {_utc(since_secs)}" if since_secs is not None else ""
     if not logged.records:
+        unreadable = (f", {len(logged.unreadable)} of them unreadable: "
+                      f"{'; '.join(logged.unreadable[:5])}" if logged.unreadable else "")
         raise MonitorError(f"{requests_dir}: no logged requests to model {model_name!r}"
-                           f"{since} ({logged.files} request files)")
+                           f"{since} ({logged.files} request files{unreadable})")
     versions = versions_logged(logged.records)
     if version is None:
         version = max(versions)

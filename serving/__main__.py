@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--max-request-mb", type=float, default=8.0)
     proxy.add_argument("--read-timeout-seconds", type=float, default=Limits.read_timeout_s)
     proxy.add_argument("--max-connections", type=int, default=Limits.max_connections)
+    proxy.add_argument("--backend-timeout-seconds", type=float, default=60.0,
+                       help="the deadline for the backend's whole answer (then 504)")
+    proxy.add_argument("--max-answer-mb", type=float, default=8.0,
+                       help="the largest backend answer passed on (then 502)")
+    proxy.add_argument("--metadata-refresh-seconds", type=float, default=10.0,
+                       help="how often the backend's metadata (version, dtypes) is asked "
+                       "for the request log's records, off the request path")
     _request_log_flags(proxy, required=True)
     predict = commands.add_parser("predict", help="classify image files with a served model")
     target = predict.add_mutually_exclusive_group(required=True)
@@ -135,7 +142,7 @@ def _proxy(args) -> int:
     from serving import quiet_import
     quiet_import.tensorflow()
     from serving.model_server import wait_for_stop_signal
-    from serving.proxy import LoggingProxy
+    from serving.proxy import LoggingProxy, backend_problem
     from serving.request_log import flags_problem
     from serving.rest_server import serve_http
 
@@ -147,13 +154,21 @@ def _proxy(args) -> int:
     except ValueError as error:
         print(f"error: limits: {error}", file=sys.stderr)
         return 2
-    problem = flags_problem(args.log_sampling_rate, args.log_max_mb)
-    if problem or not args.backend.startswith(("http://", "https://")):
-        print(f"error: {problem or f'--backend {args.backend}: not an http(s) URL'}",
-              file=sys.stderr)
+    positive = {"--backend-timeout-seconds": args.backend_timeout_seconds,
+                "--max-answer-mb": args.max_answer_mb,
+                "--metadata-refresh-seconds": args.metadata_refresh_seconds}
+    problem = (flags_problem(args.log_sampling_rate, args.log_max_mb)
+               or backend_problem(args.backend)
+               or next((f"{flag} {value:g}: must be > 0" for flag, value in positive.items()
+                        if not value > 0), None))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     proxy = LoggingProxy(args.backend, args.model_name, args.log_requests,
-                         args.log_sampling_rate, int(args.log_max_mb * 2**20), limits)
+                         args.log_sampling_rate, int(args.log_max_mb * 2**20), limits,
+                         timeout_s=args.backend_timeout_seconds,
+                         max_answer_bytes=int(args.max_answer_mb * 2**20),
+                         metadata_refresh_s=args.metadata_refresh_seconds)
     server = serve_http(proxy, args.host, args.port, limits)
     print(f"Proxy at http://{args.host}:{server.server_port} for {proxy.backend_url}, "
           f"logging {proxy.requests_log.describe()}", flush=True)

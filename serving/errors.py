@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import grpc
 
@@ -11,6 +12,7 @@ _HTTP_STATUS = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
     "NOT_FOUND": 404,
+    "DEADLINE_EXCEEDED": 504,
     "RESOURCE_EXHAUSTED": 413,
     "UNIMPLEMENTED": 501,
     "UNAVAILABLE": 503,
@@ -21,16 +23,19 @@ _HTTP_STATUS = {
 class ServingError(Exception):
     """A request the server answers with an error; the server itself is fine."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, http_status: Optional[int] = None):
+        """`http_status`: where HTTP has a closer status than the code's (502 for a
+        backend's broken answer, which gRPC calls UNAVAILABLE too)."""
         if code not in _HTTP_STATUS:
             raise ValueError(f"unknown status code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status
 
     @property
     def http_status(self) -> int:
-        return _HTTP_STATUS[self.code]
+        return self._http_status or _HTTP_STATUS[self.code]
 
     @property
     def grpc_status(self) -> grpc.StatusCode:

@@ -29,7 +29,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from components.contract import EXAMPLES_SIGNATURE
-from serving import inference, request_log
+from serving import http_checks, inference, request_log
 from serving.errors import ServingError, invalid, not_found
 from serving.limits import Limits
 from serving.metrics import CLASSIFY, METADATA, PREDICT, STATUS
@@ -339,23 +339,35 @@ class _Handler(BaseHTTPRequestHandler):
             # "GET <path>" alone: an HTTP/0.9 answer would have no status line.
             self.send_error(400, "HTTP/0.9 requests are not supported")
             return False
-        return parsed
+        return parsed and self._framed_and_targeted()
+
+    def _framed_and_targeted(self) -> bool:
+        """Refuses (and closes) a request whose body's framing is ambiguous or whose
+        target is not this server's (serving/http_checks.py); else takes the target's
+        path and query as `self.path`."""
+        refusal = http_checks.framing_refusal(self.headers)
+        target = http_checks.origin_form(self.path)
+        if refusal is None and target is None:
+            refusal = 400, http_checks.refused_target(self.path)
+        if refusal is not None:
+            self.close_connection = True
+            self._refuse(refusal[0], {"error": refusal[1]})
+            return False
+        self.path = target
+        return True
 
     def handle_expect_100(self):
         """`Expect: 100-continue` with a body over the limit: 413 now, not "continue";
         only a POST is told to continue (anything else gets its final answer at once)."""
+        if not self._framed_and_targeted():
+            return False
         if self.command != "POST":
             return True
-        length = self._announced_length()
+        length = http_checks.content_length(self.headers)
         if length is not None and length > self.limits.max_request_bytes:
             self._refuse_too_large(length)
             return False
         return super().handle_expect_100()
-
-    def _announced_length(self) -> Optional[int]:
-        """Content-Length as a number; None when missing or not 1-15 ASCII digits."""
-        announced = self.headers.get("Content-Length", "").strip()
-        return int(announced) if re.fullmatch(r"[0-9]{1,15}", announced) else None
 
     def _refuse_too_large(self, length: int) -> None:
         self.close_connection = True
@@ -419,6 +431,16 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(chunks)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        # A body on a GET is read and dropped (as TF Serving does): left unread, its
+        # bytes would be parsed as the connection's next request.
+        length = http_checks.content_length(self.headers) or 0
+        if length > self.limits.max_request_bytes:
+            if self._read_body(min(length, 2 * self.limits.max_request_bytes),
+                               keep=False) is not None:
+                self._refuse_too_large(length)
+            return
+        if length and self._read_body(length, keep=False) is None:
+            return  # already answered 408
         if self.path == METRICS_PATH:
             body = self.api.metrics.exposition()
             self.send_response(200)
@@ -430,16 +452,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(*self.api.handle("GET", self.path, None))
 
     def do_POST(self):  # noqa: N802
-        announced = self.headers.get("Content-Length")
-        if announced is None:
-            self.close_connection = True
-            self._refuse(411, {"error": "a Content-Length header is required"})
-            return
-        length = self._announced_length()
+        length = http_checks.content_length(self.headers)
         if length is None:
             self.close_connection = True
-            self._refuse(400, {"error": f"Content-Length {announced[:40]!r} is not a "
-                                         f"non-negative integer"})
+            self._refuse(411, {"error": "a Content-Length header is required"})
             return
         if length > self.limits.max_request_bytes:
             # Read (within the timeout) and dropped, so that the client gets the answer

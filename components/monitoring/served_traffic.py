@@ -21,6 +21,7 @@ import numpy as np
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, IMAGE_CHANNELS, IMAGE_KEY,
                                  IMAGES_INPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT,
                                  request_log_files)
+from components.tf_errors import plain_message
 
 PIXELS_FORMAT = "pixels"  # a uint8 array sent to the pixels signature, not a file
 UNDECODABLE = "undecodable"  # the format of bytes that do not decode as an image
@@ -34,8 +35,7 @@ class RequestLogError(ValueError):
 class LoggedRecords:
     records: list  # PredictionLog protos, oldest file first
     files: int
-    # Files (or their tails) that do not parse: a file the server is still writing
-    # ends in a partial record.
+    # "<file name>: <why>" for files (or their tails) that could not be read.
     unreadable: List[str]
 
 
@@ -60,10 +60,13 @@ def read_records(directory: str, since_secs: Optional[float] = None,
                         and (model_name is None
                              or record.log_metadata.model_spec.name == model_name)):
                     records.append(record)
-        # A file the server is writing ends in a partial record; the server deletes the
-        # oldest file under its cap, maybe while it is read here.
-        except (tf.errors.DataLossError, tf.errors.NotFoundError, DecodeError) as error:
-            unreadable.append(f"{name}: {(str(error).splitlines() or [''])[0]}")
+        # A file the server is writing may end in a partial record; the server deletes
+        # the oldest file under its cap, maybe while it is read here; anything named
+        # like a request file may be a folder or a file that cannot be read. Each is
+        # listed, and the rest is judged.
+        except (tf.errors.OpError, OSError, DecodeError) as error:
+            path = os.path.join(directory, name)
+            unreadable.append(f"{name}: {plain_message(error, path)}")
     return LoggedRecords(records, len(names), unreadable)
 
 

@@ -26,6 +26,7 @@ import apache_beam as beam
 
 from components.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 from components.data.split_files import split_uri
+from components.tf_errors import plain_message
 
 IMAGES_SPLIT = "images"  # the one split of the scored Examples
 ACCEPTED, REFUSED = "accepted", "refused"
@@ -48,17 +49,22 @@ def input_files(data_dir: str) -> List[str]:
     from tfx.dsl.io import fileio
 
     if not fileio.isdir(data_dir):
-        raise ScoringInputError(f"{data_dir}: no such directory")
-    folders = [data_dir] + [os.path.join(data_dir, name) for name in _LAYOUT_DIRS
-                            if fileio.isdir(os.path.join(data_dir, name))]
+        raise ScoringInputError(
+            f"--data-dir {data_dir}: " + ("a file, not a directory: give the directory "
+                                          "that holds the images" if fileio.exists(data_dir)
+                                          else "no such directory"))
+    layout_dirs = [os.path.join(data_dir, name) for name in _LAYOUT_DIRS
+                   if fileio.isdir(os.path.join(data_dir, name))]
     files = []
-    for folder in folders:
+    for folder in [data_dir] + layout_dirs:
         for name in sorted(fileio.listdir(folder)):
             path = os.path.join(folder, name.rstrip("/"))
-            if name.rstrip("/") not in _LAYOUT_FILES and not fileio.isdir(path):
+            # Anything else, a folder or a file that cannot be read included, is
+            # examined, and refused with its reason.
+            if name.rstrip("/") not in _LAYOUT_FILES and path not in layout_dirs:
                 files.append(path)
     if not files:
-        raise ScoringInputError(f"{data_dir}: holds no files to score")
+        raise ScoringInputError(f"--data-dir {data_dir}: holds no files to score")
     return files
 
 
@@ -80,8 +86,12 @@ def image_problem(encoded: bytes) -> str:
     try:
         tf.io.decode_image(encoded, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
-        return f"undecodable: {error.message.splitlines()[0]}"
+        return f"undecodable: {plain_message(error)}"
     return ""
+
+
+def _unreadable(error: BaseException, path: str) -> str:
+    return f"unreadable: {plain_message(error, path)}"
 
 
 def examine(path: str) -> Iterable[Tuple[str, object]]:
@@ -92,6 +102,8 @@ def examine(path: str) -> Iterable[Tuple[str, object]]:
     from components.data import cifar10_format
     from components.data.example_gen import encode_png, image_example
 
+    import tensorflow as tf
+
     name = os.path.basename(path)
     accepted = beam.metrics.Metrics.counter("scoring", ACCEPTED_COUNTER)
     if _BATCH_FILE.match(name):
@@ -100,12 +112,24 @@ def examine(path: str) -> Iterable[Tuple[str, object]]:
         except cifar10_format.Cifar10DataError as error:
             yield REFUSED, {"image": name, "reason": f"unreadable batch file: {error}"}
             return
+        except (OSError, tf.errors.OpError) as error:
+            yield REFUSED, {"image": name, "reason": _unreadable(error, path)}
+            return
         accepted.inc(len(batch))
         for image_id, pixels in zip(batch.ids, batch.images):
             yield ACCEPTED, image_example(image_id, encode_png(pixels)).SerializeToString()
         return
-    with fileio.open(path, "rb") as image_file:
-        encoded = image_file.read()
+    if fileio.isdir(path):
+        yield REFUSED, {"image": name, "reason": "a folder, not an image or batch file "
+                                                 "(only the official layout's folders are "
+                                                 "searched)"}
+        return
+    try:
+        with fileio.open(path, "rb") as image_file:
+            encoded = image_file.read()
+    except (OSError, tf.errors.OpError) as error:  # a symlink loop, permissions
+        yield REFUSED, {"image": name, "reason": _unreadable(error, path)}
+        return
     problem = image_problem(encoded)
     if problem:
         yield REFUSED, {"image": name, "reason": problem}

@@ -8,6 +8,7 @@ half a report, and writing it again (`python -m pipeline report`) replaces it wh
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -127,16 +128,32 @@ def unused_path(path: str) -> str:
     return candidate
 
 
+_PARTIAL_PREFIX = ".partial-"
+# Beside each folder being built: a file its builder holds locked (flock) until the
+# folder is in place, so a later builder can tell an abandoned folder from one in
+# progress; the lock ends with its process, however it ends.
+_OWNER_SUFFIX = ".owner"
+_building: set = set()  # the owner files of the folders this process is building
+
+
 @contextlib.contextmanager
 def built_beside(final_dir: str):
     """A fresh folder beside `final_dir` to write into; once the block ends, it is
     renamed to `final_dir` (replacing one that is there), so a reader sees the old
-    folder or the whole new one, never a part. If the block raises, it is removed."""
-    os.makedirs(os.path.dirname(final_dir), exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(final_dir))
+    folder or the whole new one, never a part. If the block raises (KeyboardInterrupt
+    included), it is removed; one whose builder was killed is removed by the next
+    builder in the same place."""
+    parent = os.path.dirname(final_dir)
+    os.makedirs(parent, exist_ok=True)
+    remove_abandoned(parent)
+    owner_fd, owner_path = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, suffix=_OWNER_SUFFIX,
+                                            dir=parent)
+    fcntl.flock(owner_fd, fcntl.LOCK_EX)
+    folder = owner_path[:-len(_OWNER_SUFFIX)]
+    _building.add(owner_path)
     try:
+        os.mkdir(folder, 0o755)
         yield folder
-        os.chmod(folder, 0o755)  # mkdtemp's 0700 would hide the folder from others
         if os.path.exists(final_dir):
             replaced = folder + ".old"
             os.rename(final_dir, replaced)
@@ -147,3 +164,48 @@ def built_beside(final_dir: str):
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    finally:
+        _building.discard(owner_path)
+        os.remove(owner_path)
+        os.close(owner_fd)
+
+
+def abandon_building() -> None:
+    """Removes every folder this process is building, for a process about to exit at
+    once (a signal handler's `os._exit`), where `built_beside` cannot clean up."""
+    for owner_path in list(_building):
+        folder = owner_path[:-len(_OWNER_SUFFIX)]
+        for leftover in (folder, folder + ".old"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(owner_path)
+
+
+def remove_abandoned(parent: str) -> list:
+    """Removes the folders under construction in `parent` whose builder is gone (its
+    owner file no longer locked); returns their paths. Folders in progress stay."""
+    removed = []
+    for name in os.listdir(parent):
+        if not (name.startswith(_PARTIAL_PREFIX) and name.endswith(_OWNER_SUFFIX)):
+            continue
+        owner_path = os.path.join(parent, name)
+        try:
+            owner_fd = os.open(owner_path, os.O_RDWR)
+        except FileNotFoundError:  # finished meanwhile
+            continue
+        try:
+            fcntl.flock(owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its builder is at work
+            os.close(owner_fd)
+            continue
+        try:
+            folder = owner_path[:-len(_OWNER_SUFFIX)]
+            for leftover in (folder, folder + ".old"):
+                if os.path.exists(leftover):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    removed.append(leftover)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(owner_path)
+        finally:
+            os.close(owner_fd)
+    return removed

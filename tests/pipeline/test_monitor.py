@@ -158,3 +158,29 @@ def test_bad_input_is_named_and_exits_2(pipeline_run, traffic, tmp_path, capsys)
     assert status == 2 and "records no push to" in err
     after = sorted(os.listdir(reports))
     assert len(after) == len(before) + 1  # only the --since 2h run wrote a report
+
+
+def test_since_and_unreadable_logs_are_named_in_the_user_s_terms(tmp_path, capsys):
+    """Refused before any work, each in words: an empty or out-of-range `--since`, and a
+    log whose every request file is unreadable (a folder named like one, a file that is
+    not a TFRecord) rather than "no logged requests" alone; no report is written."""
+    import pipeline_config
+
+    config = pipeline_config.load("smoke", (f"output_dir={tmp_path / 'out'}",))
+    for since, message in [("", "--since '': empty"),
+                           ("99999999999d", "--since '99999999999d': out of range"),
+                           ("9" * 400 + "d", "out of range"),
+                           ("soon", "--since 'soon': expected a duration")]:
+        status, _, err = _monitor(config, str(tmp_path), capsys, "--since", since)
+        assert status == 2 and message in err, err
+    logs = tmp_path / "requests"
+    logs.mkdir()
+    (logs / "requests-1-dir.tfrecord").mkdir()
+    (logs / "requests-2-noise.tfrecord").write_bytes(b"\x01" * 20)
+    status, _, err = _monitor(config, str(logs), capsys)
+    assert status == 2, err
+    assert ("no logged requests to model 'cifar10' (2 request files, 2 of them "
+            "unreadable: requests-1-dir.tfrecord: Is a directory; "
+            "requests-2-noise.tfrecord: ") in err
+    assert "{{" not in err and "[Op:" not in err
+    assert not os.path.exists(tmp_path / "out" / "reports")

@@ -197,3 +197,37 @@ def test_the_report_command_without_a_run_exits_2_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert "no run of pipeline cifar10-resnet9-smoke" in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+_KILLED_BUILDER = """
+import os, sys
+from pipeline.report.writer import built_beside
+with built_beside(sys.argv[1]) as folder:
+    with open(os.path.join(folder, "half-written"), "w") as half:
+        half.write("x")
+    os.kill(os.getpid(), 9)
+"""
+
+_SWEEPER = """
+import json, sys
+from pipeline.report.writer import remove_abandoned
+print(json.dumps(remove_abandoned(sys.argv[1])))
+"""
+
+
+def test_a_folder_whose_builder_died_is_removed_and_one_being_built_is_kept(tmp_path):
+    """A builder killed with SIGKILL leaves its folder; the next builder in the same
+    place removes it, while a builder still at work (in another process) keeps its."""
+    parent = tmp_path / "scores"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_BUILDER, str(parent / "a")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    (left,) = [name for name in os.listdir(parent) if not name.endswith(".owner")]
+    assert os.listdir(parent / left) == ["half-written"]
+    with writer.built_beside(str(parent / "b")) as building:
+        assert sorted(os.listdir(parent)) == sorted([os.path.basename(building),
+                                                     os.path.basename(building) + ".owner"])
+        swept = subprocess.run([sys.executable, "-c", _SWEEPER, str(parent)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=120)
+        assert json.loads(swept.stdout) == [] and os.path.isdir(building)
+    assert os.listdir(parent) == ["b"]

@@ -9,8 +9,10 @@ import importlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -55,6 +57,10 @@ def test_a_directory_is_scored_and_what_the_model_refuses_is_named(pipeline_run,
             "notes.txt": b"not an image"}
     for name, content in sent.items():
         (data_dir / name).write_bytes(content)
+    # What cannot be read is refused with the reason, not a failed run.
+    os.symlink("loopB", data_dir / "loopA")
+    os.symlink("loopA", data_dir / "loopB")
+    (data_dir / "more").mkdir()
     # A batch file in the official layout beside them (its labels are not used; the
     # layout's metadata file is not an image to refuse).
     batch_images = random_batch(3, seed=32)[0]
@@ -69,6 +75,9 @@ def test_a_directory_is_scored_and_what_the_model_refuses_is_named(pipeline_run,
     assert ("refused large.png: wrong size: 64x64 pixels; the model takes 32x32 and does "
             "not resize") in finished.stdout
     assert "refused notes.txt: undecodable" in finished.stdout
+    assert "refused loopA: unreadable: Too many levels of symbolic links" in finished.stdout
+    assert "refused more: a folder, not an image or batch file" in finished.stdout
+    assert "{{" not in finished.stdout and "[Op:" not in finished.stdout
     predictions_path = next(line for line in console if line.startswith("Predictions: ")
                             ).removeprefix("Predictions: ")
     folder = os.path.dirname(predictions_path)
@@ -76,7 +85,7 @@ def test_a_directory_is_scored_and_what_the_model_refuses_is_named(pipeline_run,
                                                    SCORES_DIR)
     assert sorted(os.listdir(folder)) == [PREDICTIONS_FILE, REFUSED_FILE]
     assert [item["image"] for item in _read_jsonl(os.path.join(folder, REFUSED_FILE))] == [
-        "large.png", "notes.txt"]
+        "large.png", "loopA", "loopB", "more", "notes.txt"]
 
     rows = {row["image"]: row for row in _read_jsonl(predictions_path)}
     assert sorted(rows) == ["cat.png", "data_batch_1:00000", "data_batch_1:00001",
@@ -106,7 +115,7 @@ def test_bad_input_exits_2_and_writes_nothing(pipeline_run, tmp_path, capsys):
     logs_before = sorted(os.listdir(logs_dir)) if os.path.isdir(logs_dir) else []
     finished = _score(config, "--data-dir", str(tmp_path / "absent"))
     assert finished.returncode == 2
-    assert f"{tmp_path / 'absent'}: no such directory" in finished.stderr
+    assert f"--data-dir {tmp_path / 'absent'}: no such directory" in finished.stderr
     # The same checks in this process (--verbose: no log to keep out of pytest's way).
     cli = importlib.import_module("pipeline.__main__")
     command = ["score", "--verbose", "--profile", config.profile, "--output-dir",
@@ -114,6 +123,9 @@ def test_bad_input_exits_2_and_writes_nothing(pipeline_run, tmp_path, capsys):
     (tmp_path / "images").mkdir()
     assert cli.main(command) == 2
     assert "images: holds no files to score" in capsys.readouterr().err
+    (tmp_path / "one.png").write_bytes(b"x")
+    assert cli.main(command[:-1] + [str(tmp_path / "one.png")]) == 2
+    assert "one.png: a file, not a directory" in capsys.readouterr().err
     (tmp_path / "images" / "a.png").write_bytes(_encoded(np.zeros((32, 32, 3), np.uint8),
                                                         "PNG"))
     assert cli.main(command + ["--model", str(tmp_path)]) == 2
@@ -128,6 +140,9 @@ def test_bad_input_exits_2_and_writes_nothing(pipeline_run, tmp_path, capsys):
     (_encoded(np.zeros((32, 32, 3), np.uint8), "GIF"), "GIF is not accepted"),
     (_encoded(np.zeros((32, 32, 3), np.uint8), "TIFF"), "undecodable"),  # PIL reads it
     (_encoded(np.zeros((32, 32, 3), np.uint8), "PNG")[:60], "undecodable"),  # truncated
+    # A 32x32 header and no pixels, refused in plain words (no TensorFlow node names).
+    (_encoded(np.zeros((32, 32, 3), np.uint8), "PNG")[:33],
+     "undecodable: Invalid PNG. Failed to initialize decoder."),
     (_encoded(np.zeros((32, 48, 3), np.uint8), "JPEG"), "wrong size: 48x32"),
     (b"", "undecodable"),
     (_encoded(np.zeros((32, 32, 3), np.uint8), "BMP"), "")])
@@ -135,3 +150,32 @@ def test_the_model_s_own_checks_decide_what_is_refused(content, reason):
     from components.scoring.unlabeled_images import image_problem
     problem = image_problem(content)
     assert problem.startswith(reason) and bool(problem) == bool(reason), problem
+
+
+def test_an_interrupted_score_leaves_nothing_behind(pipeline_run, tmp_path):
+    """Stopped by SIGTERM while it works (its folder under construction), `score`
+    removes that folder, names its log as interrupted and exits 128 + 15."""
+    config, _ = pipeline_run
+    signum = signal.SIGTERM
+    data_dir = tmp_path / "images"
+    data_dir.mkdir()
+    for index, pixels in enumerate(random_batch(3, seed=33)[0]):
+        (data_dir / f"{index}.png").write_bytes(_encoded(pixels, "PNG"))
+    scores_dir = os.path.join(config.output_dir, SCORES_DIR)
+    before = sorted(os.listdir(scores_dir)) if os.path.isdir(scores_dir) else []
+    running = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "score", "--profile", config.profile,
+         "--output-dir", config.output_dir, "--data-dir", str(data_dir)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (os.path.isdir(scores_dir) and any(
+            name.startswith(".partial-") for name in os.listdir(scores_dir))):
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()
+        time.sleep(0.05)
+    running.send_signal(signum)
+    out, err = running.communicate(timeout=120)
+    assert running.returncode == 128 + signum, out + err
+    assert f"Interrupted ({signal.Signals(signum).name}): nothing was written" in err
+    assert sorted(os.listdir(scores_dir)) == before
+    log_path = err.rsplit("the output so far: ", 1)[1].strip()
+    assert log_path.endswith("-interrupted.log") and os.path.isfile(log_path)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -21,9 +23,10 @@ from serving.client import ServingRequestError, connect
 from serving.limits import Limits
 from serving.metrics import METRICS_PATH, ServerMetrics
 from serving.model_store import ModelStore
+from serving.quiet_import import HARMLESS_IMPORT_LINES
 from serving.rest_server import RestApi
-from tests.support.data import png_images
-from tests.support.server_process import EmbeddedServerProcess, ProxyProcess
+from tests.support.data import REPO_ROOT, png_images
+from tests.support.server_process import EmbeddedServerProcess, ProxyProcess, user_environment
 
 
 def _records(directory: str) -> list:
@@ -98,6 +101,9 @@ def test_a_server_and_the_proxy_in_front_of_it_log_every_request_alike(pushed_mo
     assert outcomes == {request_log.WRITTEN: 8, request_log.DROPPED_QUEUE_FULL: 0,
                         request_log.DROPPED_TOO_LARGE: 0, request_log.FAILED: 0}
     assert any("Logging 100% of the answered requests" in line for line in server.lines)
+    # TensorFlow's start-up lines stay out of the server's console with logging on too.
+    assert not [line for line in server.lines
+                if any(harmless in line for harmless in HARMLESS_IMPORT_LINES)]
 
     records = _records(server_dir)
     assert len(records) == 8
@@ -181,3 +187,65 @@ def test_a_log_that_cannot_be_written_fails_no_request(pushed_model, tmp_path):
     assert len(printed) == 1 and str(blocker) in printed[0]
     assert 'serving_request_log_records_total{outcome="failed"} 3.0' in \
         metrics.exposition().decode()
+
+
+# Run in a child process: a file size limit (RLIMIT_FSIZE) holds for the whole process.
+# Past it, write() writes what fits and then fails with EFBIG, as on a full disk.
+_FULL_DISK = """
+import json, resource, signal, sys, time
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not death, past the limit
+from tensorflow_serving.apis import prediction_log_pb2
+from serving import request_log
+
+log_dir = sys.argv[1]
+printed, offered = [], 0
+log = request_log.RequestLog(log_dir, 1.0, 2**20, log=printed.append)
+
+def record():
+    made = prediction_log_pb2.PredictionLog()
+    made.predict_log.request.inputs["images"].string_val.append(b"x" * 1000)
+    return made
+
+def phase(file_size_limit, records):
+    global offered
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, hard))
+    for _ in range(records):
+        log.offer(record)
+    offered += records
+    count = lambda outcome: log.records.labels(outcome)._value.get()
+    while count(request_log.WRITTEN) + count(request_log.FAILED) < offered:
+        time.sleep(0.01)
+    return {"written": count(request_log.WRITTEN), "failed": count(request_log.FAILED),
+            "files": sorted(request_log.request_log_files(log_dir))}
+
+phases = [phase(500, 5), phase(10_000, 15), phase(resource.RLIM_INFINITY, 5)]
+log.close()
+print(json.dumps({"phases": phases, "printed": printed}))
+"""
+
+
+def test_a_full_disk_leaves_no_empty_file_no_torn_record_and_logging_resumes(tmp_path):
+    """Under a file size limit smaller than a record, no file is left behind; under one
+    that a file reaches, the record cut short is cut off; once the limit is lifted, the
+    same file takes new records. Every record counted written is on disk, whole; the
+    first failure and the recovery are printed once each time."""
+    log_dir = tmp_path / "requests"
+    finished = subprocess.run([sys.executable, "-c", _FULL_DISK, str(log_dir)],
+                              cwd=REPO_ROOT, env=user_environment(), capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    none_fit, some_fit, unlimited = result["phases"]
+    assert none_fit == {"written": 0, "failed": 5, "files": []}
+    assert 0 < some_fit["written"] < 15 and some_fit["failed"] == 5 + 15 - some_fit["written"]
+    assert len(some_fit["files"]) == 1
+    assert unlimited["written"] == some_fit["written"] + 5
+    assert unlimited["failed"] == some_fit["failed"] and unlimited["files"] == some_fit["files"]
+    assert len(_records(str(log_dir))) == unlimited["written"]  # no DataLossError
+    printed = result["printed"]
+    assert len(printed) == 4, printed
+    assert "cannot write to" in printed[0] and "File too large" in printed[0]
+    assert "writing to" in printed[1] and "again (5 records could not be written)" in printed[1]
+    assert "cannot write to" in printed[2]
+    assert f"again ({int(some_fit['failed']) - 5} records" in printed[3]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import socket
 import struct
 import time
@@ -27,6 +26,7 @@ from serving.model_store import ModelStore
 from serving.rest_server import RestApi
 from tests.support.data import png_images
 from tests.support.fuzz import FUZZ
+from tests.support.raw_http import answer_statuses, first_answer
 from tests.support.server_process import SERVED_LIMITS, server_rss_bytes
 
 
@@ -144,37 +144,6 @@ def test_a_body_over_the_size_limit_is_refused_with_413(served, model_url):
     assert good_status == 200
 
 
-def _raw(served, payload: bytes, timeout: float = 15.0):
-    """Sends raw bytes to the REST port; returns (status, JSON body), or (None, None)
-    when the server closed the connection without an answer. Raises on a hang."""
-    host, port = served.rest_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
-        connection.sendall(payload)
-        received = b""
-        while True:
-            try:
-                chunk = connection.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
-            head, _, body = received.partition(b"\r\n\r\n")
-            length = re.search(rb"Content-Length: (\d+)", head)
-            if length and len(body) >= int(length[1]):
-                break
-    # An interim "100 Continue" is not the answer.
-    while re.match(rb"HTTP/1\.1 1\d\d ", received):
-        received = received.partition(b"\r\n\r\n")[2]
-    if not received:
-        return None, None
-    # The first answer only: pipelined requests in the payload get one answer each.
-    head, _, body = received.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1])
-    length = re.search(rb"Content-Length: (\d+)", head)
-    return status, json.loads(body[:int(length[1])] if length else body)
-
-
 def _still_serving(model_url):
     status, body = _call(f"{model_url}:predict", {"instances": [_b64(png_images(1)[0])]})
     assert status == 200 and len(body["predictions"]) == 1
@@ -201,16 +170,41 @@ def test_a_deeply_nested_body_is_refused_with_the_json_error(served, model_url):
      "is not a non-negative integer"),
     (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411,
      "Content-Length header is required"),
+    # The ground for request smuggling: two framings, or two lengths, of one body.
+    (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nContent-Length: 2\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n{}", 400, "both Transfer-Encoding and Content"),
+    (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nContent-Length: 2\r\n"
+     b"Content-Length: 40\r\n\r\n{}", 400, "2 Content-Length headers"),
+    (b"GET :8501/v1/models/cifar10 HTTP/1.1\r\n\r\n", 400, "neither a path"),
+    (b"GET @127.0.0.1:1/x HTTP/1.1\r\n\r\n", 400, "neither a path"),
 ])
 def test_malformed_http_gets_the_json_error_shape(served, model_url, payload, status, message):
-    got_status, body = _raw(served, payload)
+    got_status, body = first_answer(served.rest_url, payload)
     assert got_status == status and message in body["error"]
+    _still_serving(model_url)
+
+
+def test_a_refused_framing_closes_the_connection_and_a_get_s_body_is_no_request(
+        served, model_url):
+    """After a smuggling-shaped request, what follows on the connection is not read as
+    a request; a body on a GET is read and dropped, so the GET it hides is not
+    answered; a target in absolute form is served by its path."""
+    hidden = b"GET /v1/models/cifar10/metadata HTTP/1.1\r\n\r\n"
+    smuggled = (b"POST /v1/models/cifar10:predict HTTP/1.1\r\nContent-Length: 2\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n{}" + hidden)
+    assert answer_statuses(served.rest_url, smuggled, timeout=5) == [400]
+    get_with_body = (b"GET /v1/models/cifar10 HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                     % len(hidden) + hidden)
+    assert answer_statuses(served.rest_url, get_with_body, timeout=2) == [200]
+    status, body = first_answer(served.rest_url, b"GET http://elsewhere:1/v1/models/cifar10 "
+                                                 b"HTTP/1.1\r\n\r\n")
+    assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
     _still_serving(model_url)
 
 
 def test_a_body_shorter_than_announced_gets_408_within_the_timeout(served, model_url):
     started = time.monotonic()
-    status, body = _raw(served, b"POST /v1/models/cifar10:predict HTTP/1.1\r\n"
+    status, body = first_answer(served.rest_url, b"POST /v1/models/cifar10:predict HTTP/1.1\r\n"
                                 b"Content-Length: 1000\r\n\r\n{\"instances\": [")
     assert status == 408 and "announced 1000 bytes; 15 arrived" in body["error"]
     assert time.monotonic() - started < SERVED_LIMITS["read_timeout_s"] + 5
@@ -223,7 +217,7 @@ def test_connections_over_the_limit_get_503_and_a_silent_one_is_closed(served, m
             for _ in range(SERVED_LIMITS["max_connections"])]
     try:
         time.sleep(0.5)
-        status, body = _raw(served, b"GET /v1/models/cifar10 HTTP/1.1\r\n\r\n")
+        status, body = first_answer(served.rest_url, b"GET /v1/models/cifar10 HTTP/1.1\r\n\r\n")
         assert status == 503 and "its limit" in body["error"]
         # A client that sends nothing is closed after the read timeout: no stuck thread.
         started = time.monotonic()
@@ -291,7 +285,7 @@ def test_fuzz_raw_requests_over_a_socket_get_json_answers(served, model_url, pay
     hang, never a 500; and the next good request is served."""
     started = time.monotonic()
     try:
-        status, body = _raw(served, payload + b"\r\n\r\n",
+        status, body = first_answer(served.rest_url, payload + b"\r\n\r\n",
                             timeout=SERVED_LIMITS["read_timeout_s"] + 5)
     except socket.timeout:
         pytest.fail(f"no answer and no close within the read timeout for {payload!r}")

@@ -4,6 +4,8 @@ holds."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
@@ -74,3 +76,21 @@ def test_records_are_read_for_one_model_and_time_and_a_cut_file_keeps_its_record
     assert logged.files == 2
     assert [record.log_metadata.model_spec.version.value for record in logged.records] == [1, 1]
     assert len(logged.unreadable) == 1 and logged.unreadable[0].startswith(cut.name)
+
+
+def test_what_cannot_be_read_is_listed_and_the_rest_is_read(tmp_path):
+    """A folder named like a request file and a symlink loop: each listed as unreadable
+    with its reason, in the user's terms, and the good file's records still read."""
+    record = prediction_log_pb2.PredictionLog()
+    record.log_metadata.model_spec.name = "cifar10"
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-3-1-000003.tfrecord")) as writer:
+        writer.write(record.SerializeToString())
+    (tmp_path / "requests-1-dir.tfrecord").mkdir()
+    os.symlink("requests-2-b.tfrecord", tmp_path / "requests-2-a.tfrecord")
+    os.symlink("requests-2-a.tfrecord", tmp_path / "requests-2-b.tfrecord")
+    logged = read_records(str(tmp_path))
+    assert len(logged.records) == 1 and logged.files == 4
+    assert logged.unreadable == [
+        "requests-1-dir.tfrecord: Is a directory",
+        "requests-2-a.tfrecord: Too many levels of symbolic links",
+        "requests-2-b.tfrecord: Too many levels of symbolic links"]
