@@ -125,8 +125,8 @@ class KubeflowConfig:
     """Where the pipeline compiled for Kubeflow Pipelines v2 / Vertex AI runs
     (`pipeline/kubeflow_runner.py`). Every path must be one the cluster can read."""
 
-    # A container image with this project installed (its Python path holding
-    # components/, pipeline/, serving/) on top of the matching TFX image.
+    # The project's image: the Dockerfile's `pipeline` target, pushed where the
+    # cluster pulls from (`docker build --target pipeline -t IMAGE .`).
     image: str = "gcr.io/my-project/cifar10-tfx:latest"
     pipeline_root: str = "gs://my-bucket/cifar10-tfx/pipeline_root"
     # The data root: cifar-10-batches-py/ (or -bin/) in it, or span-N/ directories.

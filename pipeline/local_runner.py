@@ -105,7 +105,8 @@ def run(config: pipeline_config.PipelineConfig, to_nodes: Sequence[str] = (),
     with run_lock.exclusive(config.output_dir, config.pipeline_name):
         if on_start is not None:
             on_start()
-        return _run_locked(config, source, orchestrator, to_nodes)
+        from pipeline import staging
+        return _run_locked(staging.staged(config), source, orchestrator, to_nodes)
 
 
 def ingest_earlier_spans(config, source, orchestrator) -> None:

@@ -156,10 +156,13 @@ def score(config, data_dir: str, model: Optional[str] = None,
     the model are found."""
     from components.scoring.scoring_model import write_scoring_model
 
+    from pipeline import staging
+
     files = input_files(data_dir)
     saved_model_dir, version = resolve_model(config, model)
     if on_start is not None:
         on_start()
+    config = staging.staged(config)
     scores_root = os.path.join(os.path.abspath(config.output_dir), SCORES_DIR)
     folder = unused_path(os.path.join(scores_root,
                                       time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))

@@ -1,0 +1,56 @@
+"""What a remote Beam runner's workers are sent (pipeline/staging.py), offline: the
+project's wheel, holding every file the code reads at run time, added for each remote
+runner unless the user stages code of their own; nothing added for the in-process
+runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+
+import pytest
+
+import pipeline_config
+from pipeline import staging
+
+
+@pytest.mark.parametrize("runner, user_args, staged", [
+    ("DataflowRunner", ("--project=p", "--region=r", "--temp_location=gs://b/t"), True),
+    ("FlinkRunner", ("--flink_master=flink:8081",), True),
+    ("SparkRunner", ("--spark_master_url=spark://m:7077",), True),
+    ("PortableRunner", ("--job_endpoint=localhost:8099",), True),
+    ("FnApiRunner", (), False),
+    ("DirectRunner", (), False),
+    ("DataflowRunner", ("--sdk_container_image=gcr.io/p/cifar10-tfx:1",), False),
+    ("FlinkRunner", ("--extra_package=/tmp/mine.whl",), False),
+    ("SparkRunner", ("--setup_file", "./setup.py"), False),
+    ("PortableRunner", ("--requirements_file=r.txt",), False),
+])
+def test_each_remote_runner_gets_the_project_unless_the_user_ships_code(runner, user_args,
+                                                                        staged):
+    assert staging.needs_staging(runner, user_args) == staged
+
+
+def test_a_remote_run_s_beam_flags_name_the_wheel_after_the_user_s(tmp_path, capsys):
+    user_args = ("--project=p", "--region=r", "--temp_location=gs://b/t")
+    config = pipeline_config.load("smoke", (f"output_dir={tmp_path}",))
+    config = dataclasses.replace(config, beam=dataclasses.replace(
+        config.beam, runner="DataflowRunner", extra_args=user_args))
+    args = staging.staged(config).beam.pipeline_args()
+    wheel = os.path.join(tmp_path, staging.STAGING_DIR, "cifar10_tfx-0.1.0-py3-none-any.whl")
+    assert args == ["--runner=DataflowRunner", *user_args, f"--extra_package={wheel}"]
+    assert os.path.isfile(wheel)
+    assert f"Staging this project for the DataflowRunner workers: {wheel}" in \
+        capsys.readouterr().out
+    local = pipeline_config.load("smoke", (f"output_dir={tmp_path / 'local'}",))
+    assert staging.staged(local) is local and not os.path.exists(tmp_path / "local")
+
+
+def test_the_wheel_holds_what_the_code_reads_at_run_time(tmp_path):
+    with zipfile.ZipFile(staging.build_wheel(str(tmp_path))) as wheel:
+        names = set(wheel.namelist())
+    assert {"pipeline_config.py", "components/validation/schema.pbtxt",
+            "components/transform.py", "components/data/example_gen.py",
+            "pipeline/report/templates/index.html.j2", "serving/request_log.py"} <= names
+    assert not any(name.startswith("tests/") for name in names)
