@@ -8,92 +8,37 @@ equal those of the in-process runner on the same data."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import stat
 import subprocess
 import sys
-import sysconfig
-import time
 
 import numpy as np
 import pytest
 
 from components.data.split_files import split_records, split_statistics
 from components.transform import channel_statistics
+from tests.support.beam_cluster import portable_cluster, worker_environment
 from tests.support.data import REPO_ROOT
 from tests.support.server_process import user_environment
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"exited with {process.returncode}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    """(job service port, worker pool port, the workers' environment, their folder).
-    Both services run outside the checkout with `python -S` and the environment's
-    site-packages on PYTHONPATH: the editable install's .pth file is not read, so
-    nothing of the project is importable there."""
-    folder = tmp_path / "cluster"
-    folder.mkdir()
-    environment = {**user_environment(), "PYTHONPATH": sysconfig.get_paths()["purelib"],
-                   "TMPDIR": str(folder)}
-    boot = folder / "boot"
-    boot.write_text(f"#!/bin/sh\nexec {sys.executable} -S "
-                    f"{os.path.join(REPO_ROOT, 'pipeline', 'beam_worker_boot.py')} \"$@\"\n")
-    boot.chmod(boot.stat().st_mode | stat.S_IXUSR)
-    job_port, pool_port = _free_port(), _free_port()
-    log = open(folder / "services.log", "w")
-    services = [subprocess.Popen(
-        [sys.executable, "-S", "-m", module, *flags], cwd=folder, env=environment,
-        stdout=log, stderr=subprocess.STDOUT)
-        for module, flags in (
-            ("apache_beam.runners.portability.local_job_service_main", [f"--port={job_port}"]),
-            ("apache_beam.runners.worker.worker_pool_main",
-             [f"--service_port={pool_port}", f"--container_executable={boot}"]))]
-    try:
-        _wait_for_port(job_port, services[0])
-        _wait_for_port(pool_port, services[1])
-        yield job_port, pool_port, environment, folder
-    finally:
-        for service in services:
-            service.terminate()
-            service.wait(timeout=30)
-        log.close()
-
-
 def test_the_data_steps_run_on_portable_workers_that_get_the_project_staged(
-        pipeline_run, cluster, tmp_path):
+        pipeline_run, tmp_path):
     config, local = pipeline_run
-    job_port, pool_port, environment, folder = cluster
-    without = subprocess.run([sys.executable, "-S", "-c", "import components"], cwd=folder,
-                             env=environment, capture_output=True, text=True)
-    assert "No module named 'components'" in without.stderr
-
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--profile", "smoke", "--data-dir",
-         config.data.data_dir, "--output-dir", str(tmp_path / "out"), "--set",
-         f"data.images_per_file={config.data.images_per_file}", "--to-node", "Transform",
-         "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-         "--environment_type=EXTERNAL", f"--environment_config=localhost:{pool_port}"],
-        cwd=REPO_ROOT, env=user_environment(), capture_output=True, text=True, timeout=900)
+    folder = str(tmp_path / "cluster")
+    with portable_cluster(folder) as beam_flags:
+        without = subprocess.run([sys.executable, "-S", "-c", "import components"],
+                                 cwd=folder, env=worker_environment(folder),
+                                 capture_output=True, text=True)
+        assert "No module named 'components'" in without.stderr
+        run = subprocess.run(
+            [sys.executable, "-m", "pipeline", "run", "--profile", "smoke", "--data-dir",
+             config.data.data_dir, "--output-dir", str(tmp_path / "out"), "--set",
+             f"data.images_per_file={config.data.images_per_file}", "--to-node",
+             "Transform", *beam_flags],
+            cwd=REPO_ROOT, env=user_environment(), capture_output=True, text=True,
+            timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Staging this project for the PortableRunner workers" in run.stdout
     portable = json.loads(run.stdout.strip().splitlines()[-1])["components"]
