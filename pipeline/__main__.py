@@ -1,7 +1,8 @@
 """Command line: `python -m pipeline run --profile smoke --data-dir D --output-dir O`.
 
-Flags this command does not know (`--project=...`, `--temp_location=...`) are passed
-to Beam unchanged, so a remote runner is one `--runner=DataflowRunner ...` away.
+Flags this command does not know (`--flink_master=...`, `--environment_type=...`) are
+passed to Beam unchanged, so a remote runner is one `--runner=FlinkRunner ...` away
+(the project's code is staged for its workers: pipeline/staging.py).
 Exit status: 0 on success, 2 for bad input or settings (a GPU that TensorFlow cannot
 use included), 1 when the pipeline failed, 3 when another run holds the output
 directory's lock (nothing was done), 4 when data validation found anomalies and
@@ -124,10 +125,16 @@ _RUN_FLAGS = (("data_dir", "data.data_dir"), ("output_dir", "output_dir"),
 
 
 def _config_from_args(args, beam_args, flags=_RUN_FLAGS) -> pipeline_config.PipelineConfig:
+    """The config of a run on this machine (`run`, `score`); raises ConfigError."""
+    from pipeline.staging import local_root_problem
+
     overrides = [f"{field}={getattr(args, flag)}" for flag, field in flags
                  if getattr(args, flag) is not None]
     config = pipeline_config.load(args.profile, tuple(overrides + args.overrides))
-    return pipeline_config.with_beam_args(config, beam_args)
+    config = pipeline_config.with_beam_args(config, beam_args)
+    if problem := local_root_problem(config):
+        raise pipeline_config.ConfigError(problem)
+    return config
 
 
 def _log_everything() -> None:

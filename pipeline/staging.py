@@ -80,3 +80,17 @@ def staged(config, dest_dir: Optional[str] = None):
                     f"(--extra_package)")
     return dataclasses.replace(config, beam=dataclasses.replace(
         beam, extra_args=tuple(beam.extra_args) + (f"--extra_package={wheel}",)))
+
+
+def local_root_problem(config) -> Optional[str]:
+    """Why a run from this machine cannot use the config's runner, or None: Dataflow's
+    workers run elsewhere and cannot read or write the pipeline root, which lives
+    under the local output directory beside the metadata store and the run lock."""
+    if config.beam.runner != "DataflowRunner":
+        return None
+    return (f"beam.runner DataflowRunner: its workers cannot reach the pipeline root "
+            f"under the local output directory {os.path.abspath(config.output_dir)}, and "
+            f"a pipeline root on gs:// apart from the local metadata is not supported "
+            f"yet; use Kubeflow/Vertex (python -m pipeline.kubeflow_runner, "
+            f"kubeflow.pipeline_root) or a Flink or Spark cluster that mounts this path "
+            f"(docs/ARCHITECTURE.md, \"The code on remote workers\")")

@@ -54,3 +54,18 @@ def test_the_wheel_holds_what_the_code_reads_at_run_time(tmp_path):
             "components/transform.py", "components/data/example_gen.py",
             "pipeline/report/templates/index.html.j2", "serving/request_log.py"} <= names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_dataflow_from_this_machine_is_refused_before_anything_is_written(tmp_path,
+                                                                           capsys):
+    """Dataflow's workers cannot reach a pipeline root under the local output
+    directory: refused at start, exit 2, saying why, nothing written."""
+    import importlib
+
+    cli = importlib.import_module("pipeline.__main__")
+    status = cli.main(["run", "--profile", "smoke", "--output-dir", str(tmp_path / "out"),
+                       "--runner=DataflowRunner", "--project=p", "--region=r"])
+    err = capsys.readouterr().err
+    assert status == 2 and "beam.runner DataflowRunner: its workers cannot reach the " \
+        "pipeline root" in err and "kubeflow.pipeline_root" in err
+    assert not (tmp_path / "out").exists()
