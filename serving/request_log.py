@@ -116,7 +116,7 @@ class RequestLog:
         self._path = ""
         self._file_size = 0
         self._sequence = 0
-        self._failing, self._failed_since_ok = False, 0
+        self._failed_since_ok = 0  # writes failed since the last one that succeeded
         self._build_failure_reported = False
         self._thread = threading.Thread(target=self._write_forever, name="request-log",
                                         daemon=True)
@@ -142,9 +142,8 @@ class RequestLog:
         """Counts a record that was not written; prints the first failure of each kind
         (a record that cannot be made: once; writing: once until a write succeeds)."""
         self.records.labels(FAILED).inc()
-        first = not self._failing if writing else not self._build_failure_reported
+        first = not self._failed_since_ok if writing else not self._build_failure_reported
         if writing:
-            self._failing = True
             self._failed_since_ok += 1
         else:
             self._build_failure_reported = True
@@ -155,8 +154,7 @@ class RequestLog:
 
     def _written(self) -> None:
         self.records.labels(WRITTEN).inc()
-        if self._failing:
-            self._failing = False
+        if self._failed_since_ok:
             self._log(f"Request log: writing to {self.directory} again "
                       f"({self._failed_since_ok} records could not be written)")
             self._failed_since_ok = 0

@@ -430,14 +430,22 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return b"".join(chunks)
 
+    def _refused_as_too_large(self, length: int) -> bool:
+        """Whether a body of `length` bytes is over the limit, and so answered: it is
+        read (within the timeout) and dropped, so that the client gets 413 rather than
+        a reset (408 if it does not send it in time), and the connection is closed."""
+        if length <= self.limits.max_request_bytes:
+            return False
+        if self._read_body(min(length, 2 * self.limits.max_request_bytes),
+                           keep=False) is not None:  # None: already answered 408
+            self._refuse_too_large(length)
+        return True
+
     def do_GET(self):  # noqa: N802 (http.server's naming)
         # A body on a GET is read and dropped (as TF Serving does): left unread, its
         # bytes would be parsed as the connection's next request.
         length = http_checks.content_length(self.headers) or 0
-        if length > self.limits.max_request_bytes:
-            if self._read_body(min(length, 2 * self.limits.max_request_bytes),
-                               keep=False) is not None:
-                self._refuse_too_large(length)
+        if self._refused_as_too_large(length):
             return
         if length and self._read_body(length, keep=False) is None:
             return  # already answered 408
@@ -457,12 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._refuse(411, {"error": "a Content-Length header is required"})
             return
-        if length > self.limits.max_request_bytes:
-            # Read (within the timeout) and dropped, so that the client gets the answer
-            # rather than a reset; then the connection is closed.
-            if self._read_body(min(length, 2 * self.limits.max_request_bytes),
-                               keep=False) is not None:  # None: already answered 408
-                self._refuse_too_large(length)
+        if self._refused_as_too_large(length):
             return
         body = self._read_body(length)
         if body is not None:

@@ -174,11 +174,20 @@ def abandon_building() -> None:
     """Removes every folder this process is building, for a process about to exit at
     once (a signal handler's `os._exit`), where `built_beside` cannot clean up."""
     for owner_path in list(_building):
-        folder = owner_path[:-len(_OWNER_SUFFIX)]
-        for leftover in (folder, folder + ".old"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(owner_path)
+        _remove_build(owner_path)
+
+
+def _remove_build(owner_path: str) -> list:
+    """Removes the folder under construction of `owner_path` (and the final folder it
+    was replacing, if it was moved aside) and the owner file; returns what was there."""
+    folder = owner_path[:-len(_OWNER_SUFFIX)]
+    removed = [leftover for leftover in (folder, folder + ".old")
+               if os.path.exists(leftover)]
+    for leftover in removed:
+        shutil.rmtree(leftover, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(owner_path)
+    return removed
 
 
 def remove_abandoned(parent: str) -> list:
@@ -199,13 +208,7 @@ def remove_abandoned(parent: str) -> list:
             os.close(owner_fd)
             continue
         try:
-            folder = owner_path[:-len(_OWNER_SUFFIX)]
-            for leftover in (folder, folder + ".old"):
-                if os.path.exists(leftover):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                    removed.append(leftover)
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(owner_path)
+            removed += _remove_build(owner_path)
         finally:
             os.close(owner_fd)
     return removed
