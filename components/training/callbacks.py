@@ -196,3 +196,14 @@ class StopAtStep(keras.callbacks.Callback):
         steps_this_epoch = min(batch + 1, self.steps_per_epoch)
         if self._epoch * self.steps_per_epoch + steps_this_epoch >= self.max_steps:
             self.model.stop_training = True
+
+
+class RestoreOnly(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's BackupAndRestore: it resumes from the chief's backup, and
+    neither writes nor removes it (the chief holds the same weights and does both)."""
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)
+
+    def _save_model(self):
+        pass

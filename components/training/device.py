@@ -3,6 +3,7 @@ tf.distribute strategy, from the `training` settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -92,16 +93,18 @@ def cpu_bfloat16_pays_off(repeats: int = 3) -> bool:
     return fastest_seconds(tf.bfloat16) < BFLOAT16_TIME_SHARE * fastest_seconds(tf.float32)
 
 
-def dtype_policy(setting: str, on_gpu: bool) -> str:
+def dtype_policy(setting: str, on_gpu: bool, may_time_cpu: bool = True) -> str:
     """Keras dtype policy for training.mixed_precision. auto: float16 on a GPU;
     bfloat16 on a CPU where it pays off (`cpu_bfloat16_pays_off`): there ResNet9
     trains 1.5 times as fast as in float32, within noise of its accuracy on a short
-    schedule (docs/BENCHMARKS.md); float32 elsewhere."""
+    schedule (docs/BENCHMARKS.md); float32 elsewhere, and on the CPUs of a
+    multi-worker cluster (`may_time_cpu` False), whose workers must all train in one
+    policy that a timing on each could split."""
     policies = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
     if setting == "auto":
         if on_gpu:
             return "mixed_float16"
-        return "mixed_bfloat16" if cpu_bfloat16_pays_off() else "float32"
+        return "mixed_bfloat16" if may_time_cpu and cpu_bfloat16_pays_off() else "float32"
     if setting not in policies:
         raise ValueError(f"training.mixed_precision: {setting!r} is not auto, off, float16 "
                          f"or bfloat16")
@@ -123,6 +126,64 @@ def make_strategy(name: str, on_gpu: bool = True) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy([device.name for device in cpus])
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # The cluster and this process's task come from TF_CONFIG; without it, one worker.
+        return KerasMultiWorkerMirroredStrategy()
     raise ValueError(f"training.distribution: {name!r} is not default, mirrored or "
                      f"multi_worker_mirrored")
+
+
+class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy with the `reduce` that Keras 3's fit() expects of it
+    (keras-team/keras#20585: fit fails under the plain strategy):
+    - a nest of values is reduced leaf by leaf, as MirroredStrategy does: fit reduces
+      its first (images, labels) batch to build the model symbolically;
+    - a scalar reduced "along axis 0" is reduced across replicas only: after every
+      step fit reduces each loss and metric value that way."""
+
+    def reduce(self, reduce_op, value, axis):
+        def reduce_leaf(leaf):
+            rank = self.experimental_local_results(leaf)[0].shape.rank
+            return super(KerasMultiWorkerMirroredStrategy, self).reduce(
+                reduce_op, leaf, None if rank == 0 else axis)
+
+        return tf.nest.map_structure(reduce_leaf, value)
+
+
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """The processes that train together (TF_CONFIG's chief and workers)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver else {}
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """Where and how this process trains, decided once before any TensorFlow op runs."""
+
+    on_gpu: bool
+    strategy: tf.distribute.Strategy
+    policy: str  # the Keras dtype policy
+    xla: bool
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes what training leaves behind (checkpoints,
+        TensorBoard logs, the export): always, except for the non-chief workers of a
+        multi-worker cluster, which hold the same weights."""
+        return self.strategy.extended.should_checkpoint
+
+    @property
+    def workers(self) -> int:
+        return worker_count(self.strategy)
+
+
+def training_setup(hparams) -> TrainingSetup:
+    """The strategy first: MultiWorkerMirroredStrategy configures collective ops, which
+    TensorFlow refuses once any op has run, and the bfloat16 probe and the split's
+    loading run ops. `hparams` is a TrainingConfig."""
+    on_gpu = use_gpu(hparams.device)
+    strategy = make_strategy(hparams.distribution, on_gpu)
+    return TrainingSetup(on_gpu=on_gpu, strategy=strategy,
+                         policy=dtype_policy(hparams.mixed_precision, on_gpu,
+                                             may_time_cpu=worker_count(strategy) == 1),
+                         xla=on_gpu_setting(hparams.xla, "xla", on_gpu))

@@ -14,16 +14,20 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from typing import Optional
 
+import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import export, progress, warmup
-from components.contract import TRAINING_CURVES_FILE, TRAINING_METRICS_FILE
+from components.contract import (TRAINING_CURVES_FILE, TRAINING_METRICS_FILE,
+                                 WARMUP_REQUESTS_FILE)
 from components.training.config import (BACKUP_ROOT_KEY, TRAINING_KEY, WARM_START_FROM_KEY,
                                         TrainingConfig, training_config_from_dict)
 from components.training.curves import plot_curves
 from components.training.dataset import load_split
+from components.training.device import training_setup
 from components.training.recipe import float32_copy
 from components.training.train import train
 from components.training.warm_start import newest_pushed_model
@@ -44,6 +48,7 @@ def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     custom_config = fn_args.custom_config or {}
     hparams = training_config_from_dict(custom_config.get(TRAINING_KEY, {}))
+    setup = training_setup(hparams)  # before any TensorFlow op runs
     tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train_data = load_split(fn_args.train_files, tft_output)
     eval_data = load_split(fn_args.eval_files, tft_output)
@@ -59,7 +64,10 @@ def run_fn(fn_args) -> None:
     model, history, metrics = train(hparams, train_data, eval_data, fn_args.model_run_dir,
                                     backup_dir_for(backup_root, fn_args, hparams,
                                                    initial_weights_from),
-                                    initial_weights_from=initial_weights_from)
+                                    initial_weights_from=initial_weights_from, setup=setup)
+    if not setup.is_chief:
+        wait_for_chief_export(fn_args.serving_model_dir)
+        return
     metrics["warm_start_from"] = initial_weights_from
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     if history:
@@ -74,3 +82,22 @@ def run_fn(fn_args) -> None:
     export.export_serving_model(float32_copy(model, hparams), tft_output,
                                 fn_args.serving_model_dir, tta_flip=hparams.tta_flip,
                                 warmup_images=warmup.encode_pngs(warmup_pixels))
+
+
+# How long a non-chief worker waits for the chief's export after their last step.
+CHIEF_EXPORT_WAIT_SECONDS = 600
+
+
+def wait_for_chief_export(serving_model_dir: str,
+                          timeout_seconds: float = CHIEF_EXPORT_WAIT_SECONDS) -> None:
+    """A non-chief worker writes nothing; it returns once the chief's export is whole
+    (its warmup file is written last), because TFX's Trainer executor fails on every
+    worker whose serving_model_dir is missing when run_fn returns."""
+    deadline = time.monotonic() + timeout_seconds
+    exported = os.path.join(serving_model_dir, WARMUP_REQUESTS_FILE)
+    while not tf.io.gfile.exists(exported):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the chief did not export to {serving_model_dir} within "
+                               f"{timeout_seconds:.0f} s of the last training step")
+        time.sleep(1)
+    progress.report(f"Not the chief: the chief exported to {serving_model_dir}")

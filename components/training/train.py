@@ -21,29 +21,32 @@ from typing import Optional
 import keras
 
 from components import progress
-from components.training.callbacks import Progress, StopAtStep, TrainingClock
+from components.training.callbacks import Progress, RestoreOnly, StopAtStep, TrainingClock
 from components.training.config import TrainingConfig
 from components.training.dataset import eval_batches, shuffled_batches
-from components.training.device import (describe, dtype_policy, make_strategy, on_gpu_setting,
-                                        use_gpu)
+from components.training.device import TrainingSetup, describe, training_setup
 from components.training.recipe import (accuracy, build_training_model, compile_for_training,
                                         global_dtype_policy)
 from components.training.warm_start import read_weights_from_saved_model
 
 
+SHARED_SHUFFLE_SEED = 0
+
+
 def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_run_dir: str,
           backup_dir: str, stream=None, extra_callbacks=(),
-          initial_weights_from: Optional[str] = None) -> tuple:
+          initial_weights_from: Optional[str] = None,
+          setup: Optional[TrainingSetup] = None) -> tuple:
     """Trains; returns (model, history dict, metrics dict). Progress goes to `stream`
     (default: sys.stdout at call time). `initial_weights_from`: a SavedModel this
-    Trainer exported, whose weights the model starts from (warm start)."""
+    Trainer exported, whose weights the model starts from (warm start). `setup`: from
+    `training_setup(hparams)`, which a caller that runs TensorFlow ops before training
+    must call first (multi-worker training); made here when not given."""
     stream = stream or sys.stdout
+    setup = setup or training_setup(hparams)
+    on_gpu, policy, xla, strategy = setup.on_gpu, setup.policy, setup.xla, setup.strategy
     if hparams.seed is not None:
         keras.utils.set_random_seed(hparams.seed)
-    on_gpu = use_gpu(hparams.device)
-    policy = dtype_policy(hparams.mixed_precision, on_gpu)
-    xla = on_gpu_setting(hparams.xla, "xla", on_gpu)
-    strategy = make_strategy(hparams.distribution, on_gpu)
     train_images, train_labels = train_data
     steps_per_epoch = len(train_labels) // hparams.batch_size
     if steps_per_epoch == 0:
@@ -65,7 +68,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         f"Training {hparams.model} on {len(train_labels)} images: {epochs} epochs x "
         f"{steps_per_epoch} steps of {hparams.batch_size} on "
         f"{strategy.num_replicas_in_sync} {'GPU' if on_gpu else 'CPU'} replica(s) "
-        f"({device}), {policy}, XLA {'on' if xla else 'off'}, "
+        f"({device}{f' x {setup.workers} workers' if setup.workers > 1 else ''}), {policy}, XLA {'on' if xla else 'off'}, "
         f"{steps_per_execution} step(s) per execution", stream)
 
     with strategy.scope(), global_dtype_policy(policy):
@@ -77,14 +80,24 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         compile_for_training(model, hparams, steps_per_epoch, jit_compile=xla,
                              steps_per_execution=steps_per_execution)
 
+    # Keras hands each replica its slice of every global batch; across workers tf.data
+    # cuts it the same way (each worker takes its replicas' slices) provided that every
+    # worker shuffles the same order, so without training.seed they share a fixed one.
+    shuffle_seed = hparams.seed
+    if shuffle_seed is None and setup.workers > 1:
+        shuffle_seed = SHARED_SHUFFLE_SEED
     train_dataset = shuffled_batches(train_images, train_labels, hparams.batch_size,
-                                     seed=hparams.seed)
+                                     seed=shuffle_seed)
     eval_dataset = eval_batches(*eval_data)
     clock = TrainingClock(steps_per_epoch, hparams.batch_size, hparams.target_accuracy
                           if hparams.eval_every_epoch else None)
+    # Keras 3 has no chief of its own: only the chief writes backups and logs; the other
+    # workers of a cluster resume from the chief's backup.
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"),
-        keras.callbacks.TensorBoard(os.path.join(model_run_dir, "logs"), update_freq="epoch"),
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch") if setup.is_chief
+        else RestoreOnly(backup_dir),
+        *([keras.callbacks.TensorBoard(os.path.join(model_run_dir, "logs"),
+                                       update_freq="epoch")] if setup.is_chief else []),
         clock,
         Progress(epochs, steps_per_epoch, hparams.batch_size, hparams.max_steps,
                  warn_cpu=not on_gpu, clock=clock, stream=stream),
@@ -99,6 +112,9 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     history = model.fit(train_dataset, epochs=epochs, verbose=0, callbacks=callbacks,
                         validation_data=eval_dataset if hparams.eval_every_epoch else None)
     train_seconds = time.monotonic() - started
+    steps = int(model.optimizer.iterations.numpy())
+    if strategy.num_replicas_in_sync > 1:
+        model = single_device_copy(model, hparams, policy)
 
     eval_images, eval_labels = eval_data
     metrics = {
@@ -106,7 +122,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         "eval_accuracy_tta_flip": accuracy(model, eval_images, eval_labels, tta_flip=True),
         "train_seconds": round(train_seconds, 1),
         **clock.summary(),
-        "steps": int(model.optimizer.iterations.numpy()),
+        "steps": steps,
         "parameters": model.count_params(),
         "device": device, "dtype_policy": policy, "xla": xla,
         "steps_per_execution": steps_per_execution,
@@ -117,3 +133,14 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         f"steps at {rate or 0:.0f} images/s, compile {metrics['compile_seconds'] or 0:.1f}s",
         stream)
     return model, history.history, metrics
+
+
+def single_device_copy(model: keras.Model, hparams: TrainingConfig, policy: str) -> keras.Model:
+    """The trained model rebuilt outside the strategy: under several replicas predict()
+    cuts its input per replica, and across workers gathers the pieces in an order of
+    its own. The copy evaluates the whole split in order, the same on every worker,
+    and is what gets exported."""
+    with global_dtype_policy(policy):
+        copy = build_training_model(hparams)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -19,7 +19,7 @@ from tests.support.data import REPO_ROOT
 from tests.support.server_process import user_environment
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -55,7 +55,7 @@ def portable_cluster(folder: str):
         script.write(f"#!/bin/sh\nexec {sys.executable} -S "
                      f"{os.path.join(REPO_ROOT, 'pipeline', 'beam_worker_boot.py')} \"$@\"\n")
     os.chmod(boot, os.stat(boot).st_mode | stat.S_IXUSR)
-    job_port, pool_port = _free_port(), _free_port()
+    job_port, pool_port = free_port(), free_port()
     services = []
     with open(os.path.join(folder, "services.log"), "w") as log:
         try:

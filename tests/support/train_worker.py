@@ -1,17 +1,13 @@
 """A small training run in its own process, for the kill-and-resume test.
 
-Usage: python -m tests.support.train_worker BACKUP_DIR RUN_DIR [--mirrored-cpus N]
-Prints the Trainer's per-epoch lines, then the metrics as JSON. With --mirrored-cpus the
-CPU is split into N logical devices and training runs under MirroredStrategy.
+Usage: python -m tests.support.train_worker BACKUP_DIR RUN_DIR
+Prints the Trainer's per-epoch lines, then the metrics as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-
-import tensorflow as tf
 
 from components.training.config import TrainingConfig
 from components.training.train import train
@@ -22,18 +18,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backup_dir")
     parser.add_argument("run_dir")
-    parser.add_argument("--mirrored-cpus", type=int, default=0)
     args = parser.parse_args()
     backup_dir, run_dir = args.backup_dir, args.run_dir
     train_data = learnable_dataset(128, seed=0)
     eval_data = learnable_dataset(64, seed=1)
     settings = TrainingConfig(epochs=3, batch_size=32, lr_knots=(0.0, 1.0, 3.0),
                               lr_values=(0.005, 0.025, 0.0), eval_every_epoch=False, seed=0)
-    if args.mirrored_cpus:
-        (cpu,) = tf.config.list_physical_devices("CPU")
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * args.mirrored_cpus)
-        settings = dataclasses.replace(settings, distribution="mirrored")
     _, _, metrics = train(settings, train_data, eval_data, run_dir, backup_dir)
     print(json.dumps(metrics), flush=True)
 
