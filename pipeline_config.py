@@ -179,8 +179,14 @@ class PushConfig:
 class PipelineConfig:
     profile: str
     pipeline_name: str = "cifar10-resnet9"
-    # pipeline_root/ and metadata.sqlite live here.
+    # metadata.sqlite, the run lock, logs and reports live here, and pipeline_root/
+    # unless pipeline_root_dir says otherwise.
     output_dir: str = "outputs"
+    # Where the artifacts go (TFX's pipeline root holds one folder per pipeline); None:
+    # <output_dir>/pipeline_root. A URI of TensorFlow's and Beam's filesystems
+    # (gs://bucket/path) puts them where remote Beam workers reach them (Dataflow),
+    # while the metadata store and the run lock stay in output_dir on this machine.
+    pipeline_root_dir: Optional[str] = None
     # LocalDagRunner (local) or TFX's BeamDagRunner (beam).
     orchestrator: str = "local"
     enable_cache: bool = True
@@ -207,7 +213,9 @@ class PipelineConfig:
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.output_dir, "pipeline_root", self.pipeline_name)
+        return os.path.join(self.pipeline_root_dir
+                            or os.path.join(self.output_dir, "pipeline_root"),
+                            self.pipeline_name)
 
     @property
     def metadata_path(self) -> str:

@@ -125,16 +125,23 @@ _RUN_FLAGS = (("data_dir", "data.data_dir"), ("output_dir", "output_dir"),
 
 
 def _config_from_args(args, beam_args, flags=_RUN_FLAGS) -> pipeline_config.PipelineConfig:
-    """The config of a run on this machine (`run`, `score`); raises ConfigError."""
-    from pipeline.staging import local_root_problem
+    """The config of a pipeline run on this machine; raises ConfigError."""
+    from pipeline.staging import dataflow_problem
 
+    config = _settings_from_args(args, beam_args, flags)
+    if problem := dataflow_problem(
+            config, config.pipeline_root, config.data.data_dir,
+            hint="put both on gs:// (--set pipeline_root_dir=gs://BUCKET/pipeline_root "
+                 "--data-dir gs://BUCKET/cifar10)"):
+        raise pipeline_config.ConfigError(problem)
+    return config
+
+
+def _settings_from_args(args, beam_args, flags) -> pipeline_config.PipelineConfig:
     overrides = [f"{field}={getattr(args, flag)}" for flag, field in flags
                  if getattr(args, flag) is not None]
     config = pipeline_config.load(args.profile, tuple(overrides + args.overrides))
-    config = pipeline_config.with_beam_args(config, beam_args)
-    if problem := local_root_problem(config):
-        raise pipeline_config.ConfigError(problem)
-    return config
+    return pipeline_config.with_beam_args(config, beam_args)
 
 
 def _log_everything() -> None:
@@ -258,11 +265,18 @@ def _monitor(args, extra_args) -> int:
 def _score(args, beam_args) -> int:
     from components.scoring.unlabeled_images import ScoringInputError
     from pipeline import score
+    from pipeline.staging import dataflow_problem
 
     try:
         # --data-dir is what to score, not the pipeline's data.
-        config = _config_from_args(args, beam_args,
-                                   (("output_dir", "output_dir"), ("runner", "beam.runner")))
+        config = _settings_from_args(args, beam_args,
+                                     (("output_dir", "output_dir"), ("runner", "beam.runner")))
+        if problem := dataflow_problem(
+                config, os.path.join(os.path.abspath(config.output_dir), score.SCORES_DIR),
+                args.data_dir,
+                hint="score keeps its artifacts on this machine: score on Flink or Spark, "
+                     "or on the in-process runner"):
+            raise pipeline_config.ConfigError(problem)
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 
 import pipeline_config
 from components.data.source import DataSource
+from components.uris import absolute
 from pipeline.pipeline import EVALUATOR_ID, TRAINER_ID, Ingestion, Locations, create_pipeline
 
 
@@ -48,8 +49,8 @@ def _create(config: pipeline_config.PipelineConfig, locations: Locations,
 
 
 def _local_locations(config: pipeline_config.PipelineConfig) -> Locations:
-    return Locations(pipeline_root=os.path.abspath(config.pipeline_root),
-                     serving_model_base_path=os.path.abspath(config.serving_model_base_path),
+    return Locations(pipeline_root=absolute(config.pipeline_root),
+                     serving_model_base_path=absolute(config.serving_model_base_path),
                      metadata_path=os.path.abspath(config.metadata_path))
 
 

@@ -18,6 +18,7 @@ from components.contract import (ALREADY_PUSHED_AS_PROPERTY, CLASS_NAMES, GATE_R
                                  LABEL_KEY, LOAD_CHECK_RESULT_FILE, NUM_CLASSES,
                                  TFLITE_CHECK_FILE)
 from components.evaluation.eval_config import ACCURACY_METRIC
+from components.uris import read_text
 
 
 def _class_name(class_id: int) -> str:
@@ -92,8 +93,7 @@ def per_class_metrics(evaluation_uri: str) -> tuple:
 
 def gate_result(blessing_uri: str) -> dict:
     """The RegressionGate's decision and the numbers behind it."""
-    with open(os.path.join(blessing_uri, GATE_RESULT_FILE)) as result_file:
-        return json.load(result_file)
+    return json.loads(read_text(os.path.join(blessing_uri, GATE_RESULT_FILE)))
 
 
 def evaluation_report(evaluation_uri: str, gate_blessing_uri: str) -> dict:
@@ -125,8 +125,7 @@ def serving_check(components: dict) -> Optional[dict]:
     if SERVING_LOAD_CHECK_OUTPUT in load_check:
         path = os.path.join(load_check[SERVING_LOAD_CHECK_OUTPUT], LOAD_CHECK_RESULT_FILE)
         try:
-            with open(path) as result_file:
-                verdict = json.load(result_file)
+            verdict = json.loads(read_text(path))
         except (OSError, ValueError) as error:
             return {"by": SERVING_LOAD_CHECK_ID, "ok": False,
                     "detail": f"its result {path} cannot be read: {error}"}
@@ -155,8 +154,8 @@ def tflite_result(components: dict) -> Optional[dict]:
     if TFLITE_EXPORT_OUTPUT not in outputs:
         return None
     try:
-        with open(os.path.join(outputs[TFLITE_EXPORT_OUTPUT], TFLITE_CHECK_FILE)) as check_file:
-            check = json.load(check_file)
+        check = json.loads(read_text(os.path.join(outputs[TFLITE_EXPORT_OUTPUT],
+                                                  TFLITE_CHECK_FILE)))
     except (OSError, ValueError):
         return None
     push = components.get(TFLITE_PUSHER_ID, {}).get("properties", {}).get(

@@ -12,6 +12,7 @@ import os
 from typing import Callable, Dict
 
 from components.contract import TRAINING_METRICS_FILE
+from components.uris import read_text
 from pipeline.pipeline import (EVALUATOR_ID, EXAMPLE_GEN_ID, PUSHER_ID, REGRESSION_GATE_ID,
                                REGRESSION_GATE_OUTPUT, SERVING_LOAD_CHECK_ID,
                                STATISTICS_GEN_ID, TFLITE_EXPORT_ID, TFLITE_PUSHER_ID,
@@ -52,9 +53,8 @@ def _anomalies(output_key: str) -> Callable[[dict], str]:
 
 
 def _training(component: dict) -> str:
-    path = os.path.join(component["outputs"]["model_run"], TRAINING_METRICS_FILE)
-    with open(path) as metrics_file:
-        metrics = json.load(metrics_file)
+    metrics = json.loads(read_text(os.path.join(component["outputs"]["model_run"],
+                                                TRAINING_METRICS_FILE)))
     figure = f"eval accuracy {100 * metrics['eval_accuracy']:.2f}%"
     if metrics.get("eval_accuracy_tta_flip") is not None:
         figure += f", with flip TTA {100 * metrics['eval_accuracy_tta_flip']:.2f}%"

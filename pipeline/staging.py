@@ -25,6 +25,7 @@ import tempfile
 from typing import Optional
 
 from components import progress
+from components.uris import is_uri
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REMOTE_RUNNERS = ("DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
@@ -82,15 +83,20 @@ def staged(config, dest_dir: Optional[str] = None):
         beam, extra_args=tuple(beam.extra_args) + (f"--extra_package={wheel}",)))
 
 
-def local_root_problem(config) -> Optional[str]:
-    """Why a run from this machine cannot use the config's runner, or None: Dataflow's
-    workers run elsewhere and cannot read or write the pipeline root, which lives
-    under the local output directory beside the metadata store and the run lock."""
+def dataflow_problem(config, artifact_root: str, data_location: Optional[str],
+                     hint: str) -> Optional[str]:
+    """Why the config's runner cannot run from this machine, or None: Dataflow's
+    workers run elsewhere, so the data they read and the artifacts they read and write
+    must be URIs (gs://), not paths on this machine (the metadata store and the run
+    lock stay local). `hint`: how this command moves them."""
     if config.beam.runner != "DataflowRunner":
         return None
-    return (f"beam.runner DataflowRunner: its workers cannot reach the pipeline root "
-            f"under the local output directory {os.path.abspath(config.output_dir)}, and "
-            f"a pipeline root on gs:// apart from the local metadata is not supported "
-            f"yet; use Kubeflow/Vertex (python -m pipeline.kubeflow_runner, "
-            f"kubeflow.pipeline_root) or a Flink or Spark cluster that mounts this path "
-            f"(docs/ARCHITECTURE.md, \"The code on remote workers\")")
+    local = [f"{what} {location or '(downloaded into the local cache)'}"
+             for what, location in (("the artifacts", artifact_root),
+                                    ("the data", data_location))
+             if not location or not is_uri(location)]
+    if not local:
+        return None
+    return (f"beam.runner DataflowRunner: its workers cannot reach {' nor '.join(local)} "
+            f"on this machine; {hint} (docs/ARCHITECTURE.md, \"The code on remote "
+            f"workers\")")

@@ -39,7 +39,7 @@ def two_layout_root(tmp_path):
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
     """The smoke profile run once, every component (the TFLite variants too), on 90 + 30
-    images."""
+    images, its artifacts in a folder of their own."""
     import pipeline_config
     from pipeline import local_runner
 
@@ -49,6 +49,8 @@ def pipeline_run(tmp_path_factory):
                         test_size=50, seed=11)
     config = pipeline_config.load("smoke", (
         f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
+        # The artifacts apart from the metadata store and the run lock, as on gs://.
+        f"pipeline_root_dir={tmp_path / 'artifacts'}",
         "data.images_per_file=30", "training.batch_size=32",
         "export.tflite_variants=float16,int8"))
     return config, local_runner.run(config)

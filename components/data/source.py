@@ -17,7 +17,6 @@ corrupt fetch never leaves anything that looks like valid data.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import http.client
 import lzma
@@ -32,8 +31,11 @@ import urllib.request
 import zlib
 from typing import Optional
 
+from tfx.dsl.io import fileio
+
 from components import progress
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
+from components.uris import absolute, is_uri
 from components.data import cifar10_format
 from components.data.cifar10_format import LAYOUTS, Cifar10DataError, Layout
 
@@ -206,7 +208,7 @@ def extract_archive(archive_path: str, cache_dir: str) -> str:
 def _layouts_in(directory: str) -> list:
     """Layouts present as subdirectories of `directory`, preferred first."""
     return [layout for layout in LAYOUTS.values()
-            if os.path.isdir(os.path.join(directory, layout.directory))]
+            if fileio.isdir(os.path.join(directory, layout.directory))]
 
 
 def _layout_of_layout_dir(directory: str) -> Optional[Layout]:
@@ -215,7 +217,7 @@ def _layout_of_layout_dir(directory: str) -> Optional[Layout]:
         if os.path.basename(os.path.normpath(directory)) == layout.directory:
             return layout
     for layout in (LAYOUTS[cifar10_format.BINARY_LAYOUT], LAYOUTS[cifar10_format.PYTHON_LAYOUT]):
-        if glob.glob(os.path.join(directory, layout.train_pattern)):
+        if fileio.glob(os.path.join(directory, layout.train_pattern)):
             return layout
     return None
 
@@ -232,20 +234,22 @@ def _pick_layout(directory: str, preferred: Optional[str]) -> Optional[Layout]:
 
 def _find_spans(directory: str) -> list:
     spans = []
-    for entry in os.listdir(directory):
+    for entry in fileio.listdir(directory):
+        entry = entry.rstrip("/")  # object stores mark folders so
         match = SPAN_DIR_PATTERN.match(entry)
-        if match and os.path.isdir(os.path.join(directory, entry)):
+        if match and fileio.isdir(os.path.join(directory, entry)):
             spans.append((int(match.group(1)), entry))
     return sorted(spans)
 
 
 def locate(directory: str, preferred_layout: Optional[str] = None) -> DataSource:
-    """Describes the CIFAR-10 data under `directory` as ExampleGen input."""
-    if not os.path.exists(directory):
+    """Describes the CIFAR-10 data under `directory` (a local path or a URI that
+    TensorFlow's filesystems read) as ExampleGen input."""
+    if not fileio.exists(directory):
         raise Cifar10DataError(f"{directory}: no such file or directory")
-    if not os.path.isdir(directory):
+    if not fileio.isdir(directory):
         raise Cifar10DataError(f"{directory}: not a directory or a .tar.gz archive")
-    directory = os.path.abspath(directory)
+    directory = absolute(directory)
     spans = _find_spans(directory)
     if spans:
         layouts = {}
@@ -302,15 +306,19 @@ def resolve(data_path: Optional[str], cache_dir: str = DEFAULT_CACHE_DIR,
         archive_path = download_archive(download_url or official.url,
                                         download_md5 or official.md5, cache_dir)
         return locate(extract_archive(archive_path, cache_dir), preferred_layout)
-    if os.path.isfile(data_path) and data_path.endswith((".tar.gz", ".tgz", ".tar")):
-        return locate(extract_archive(data_path, cache_dir), preferred_layout)
+    if data_path.endswith((".tar.gz", ".tgz", ".tar")):
+        if is_uri(data_path):
+            raise Cifar10DataError(f"{data_path}: an archive is extracted on this machine; "
+                                   f"give a local archive, or the extracted folder's URI")
+        if os.path.isfile(data_path):
+            return locate(extract_archive(data_path, cache_dir), preferred_layout)
     return locate(data_path, preferred_layout)
 
 
 def matching_files(source: DataSource, pattern: str) -> list:
     """Files a split pattern matches, across every span for span patterns."""
-    return sorted(glob.glob(os.path.join(source.input_base,
-                                         pattern.replace("{SPAN}", "*"))))
+    return sorted(fileio.glob(os.path.join(source.input_base,
+                                           pattern.replace("{SPAN}", "*"))))
 
 
 def validate(source: DataSource, limit: Optional[int] = None) -> dict:
@@ -325,5 +333,6 @@ def validate(source: DataSource, limit: Optional[int] = None) -> dict:
         if not files:
             raise Cifar10DataError(
                 f"{os.path.join(source.input_base, pattern)}: no {split} batch files found")
-        counts[split] = sum(len(cifar10_format.read_batch(path, limit)) for path in files)
+        counts[split] = sum(len(cifar10_format.read_batch(path, limit, opener=fileio.open))
+                            for path in files)
     return counts

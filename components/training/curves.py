@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 
-def plot_curves(history: dict, path: str) -> None:
-    """Loss and accuracy per epoch, train and (when evaluated every epoch) eval."""
+
+def plot_curves(history: dict) -> bytes:
+    """Loss and accuracy per epoch, train and (when evaluated every epoch) eval, as a
+    PNG (the caller writes it wherever the model_run artifact lives)."""
     import matplotlib
     matplotlib.use("Agg")  # no display: render to a file only
     import matplotlib.pyplot as plt
@@ -19,5 +22,7 @@ def plot_curves(history: dict, path: str) -> None:
         axis.set_title(key)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
+    return png.getvalue()

@@ -69,10 +69,14 @@ def run_fn(fn_args) -> None:
         wait_for_chief_export(fn_args.serving_model_dir)
         return
     metrics["warm_start_from"] = initial_weights_from
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    # model_run may be a URI (gs://): written through TensorFlow's filesystems.
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
     if history:
-        plot_curves(history, os.path.join(fn_args.model_run_dir, TRAINING_CURVES_FILE))
-    with open(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE), "w") as metrics_file:
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_CURVES_FILE),
+                               "wb") as curves_file:
+            curves_file.write(plot_curves(history))
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE),
+                           "w") as metrics_file:
         json.dump({**metrics, "history": history}, metrics_file, indent=1)
     progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with flip TTA "
                     f"{metrics['eval_accuracy_tta_flip']:.4f} ({len(eval_data[1])} images)")

@@ -14,6 +14,7 @@ from typing import Optional
 
 from components.contract import (CLASS_NAMES, SPAN_PROPERTY, TRAINING_CURVES_FILE,
                                  TRAINING_METRICS_FILE)
+from components.uris import exists, read_text
 from pipeline.pipeline import (DATA_GATE_ID, EVALUATOR_ID, EXAMPLE_GEN_ID,
                                REGRESSION_GATE_ID, REGRESSION_GATE_OUTPUT,
                                STATISTICS_GEN_ID, TRAINER_ID, TRANSFORM_ID,
@@ -124,14 +125,13 @@ def _data_facts(components: dict) -> Optional[dict]:
 
 def _training_facts(components: dict) -> Optional[dict]:
     run_dir = components.get(TRAINER_ID, {}).get("outputs", {}).get("model_run")
-    if not run_dir or not os.path.exists(os.path.join(run_dir, TRAINING_METRICS_FILE)):
+    if not run_dir or not exists(os.path.join(run_dir, TRAINING_METRICS_FILE)):
         return None
-    with open(os.path.join(run_dir, TRAINING_METRICS_FILE)) as metrics_file:
-        metrics = json.load(metrics_file)
+    metrics = json.loads(read_text(os.path.join(run_dir, TRAINING_METRICS_FILE)))
     metrics.pop("history", None)  # drawn in the curves
     curves = os.path.join(run_dir, TRAINING_CURVES_FILE)
     return {"model_run": run_dir, "metrics": metrics,
-            "curves": curves if os.path.exists(curves) else None}
+            "curves": curves if exists(curves) else None}
 
 
 def _per_class(decision: dict, matrix: Optional[list]) -> list:

@@ -18,6 +18,7 @@ from typing import Optional
 
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
 from components.data.split_files import split_statistics
+from components.uris import copy_file
 
 REPORTS_DIR = "reports"
 INDEX_FILE = "index.html"
@@ -83,7 +84,7 @@ def _write_files(facts: dict, folder: str) -> dict:
                 data["statistics_uri"], os.path.join(folder, STATISTICS_FILE)):
             files["statistics"] = STATISTICS_FILE
     if training and training["curves"]:
-        shutil.copyfile(training["curves"], os.path.join(folder, CURVES_FILE))
+        copy_file(training["curves"], os.path.join(folder, CURVES_FILE))
         files["curves"] = CURVES_FILE
     if evaluation and evaluation["confusion_matrix"]:
         charts.confusion_matrix(evaluation["confusion_matrix"],

@@ -67,6 +67,17 @@ def test_every_component_ran_and_published(pipeline_run):
     assert summary["anomalies"] == []
 
 
+def test_artifacts_live_apart_from_the_metadata_store(pipeline_run):
+    """pipeline_root_dir holds every artifact; output_dir the metadata store."""
+    config, summary = pipeline_run
+    artifacts_root = os.path.join(config.pipeline_root_dir, config.pipeline_name)
+    uris = [uri for component in summary["components"].values()
+            for uri in component.get("outputs", {}).values()]
+    assert uris and all(uri.startswith(artifacts_root + os.sep) for uri in uris), uris
+    assert summary["metadata"] == os.path.abspath(config.metadata_path)
+    assert not os.path.exists(os.path.join(config.output_dir, "pipeline_root"))
+
+
 def test_split_counts(pipeline_run):
     _, summary = pipeline_run
     examples = summary["components"]["Cifar10ExampleGen"]["outputs"]["examples"]

@@ -12,6 +12,7 @@ import zipfile
 import pytest
 
 import pipeline_config
+from components import uris
 from pipeline import staging
 
 
@@ -56,16 +57,43 @@ def test_the_wheel_holds_what_the_code_reads_at_run_time(tmp_path):
     assert not any(name.startswith("tests/") for name in names)
 
 
-def test_dataflow_from_this_machine_is_refused_before_anything_is_written(tmp_path,
-                                                                           capsys):
-    """Dataflow's workers cannot reach a pipeline root under the local output
-    directory: refused at start, exit 2, saying why, nothing written."""
+def test_dataflow_with_local_artifacts_or_data_is_refused_before_anything_is_written(
+        tmp_path, capsys):
+    """Dataflow's workers cannot reach paths on this machine: refused at start, exit 2,
+    naming what is local and how to move it, nothing written."""
     import importlib
 
     cli = importlib.import_module("pipeline.__main__")
+    data_dir = str(tmp_path / "data")
     status = cli.main(["run", "--profile", "smoke", "--output-dir", str(tmp_path / "out"),
-                       "--runner=DataflowRunner", "--project=p", "--region=r"])
+                       "--data-dir", data_dir, "--runner=DataflowRunner", "--project=p",
+                       "--region=r"])
     err = capsys.readouterr().err
     assert status == 2 and "beam.runner DataflowRunner: its workers cannot reach the " \
-        "pipeline root" in err and "kubeflow.pipeline_root" in err
+        f"artifacts {tmp_path / 'out' / 'pipeline_root'}" in err
+    assert f"nor the data {data_dir} on this machine" in err
+    assert "--set pipeline_root_dir=gs://" in err
+
+    status = cli.main(["run", "--profile", "smoke", "--output-dir", str(tmp_path / "out"),
+                       "--set", "pipeline_root_dir=gs://bucket/root", "--data-dir", data_dir,
+                       "--runner=DataflowRunner", "--project=p", "--region=r"])
+    err = capsys.readouterr().err
+    assert status == 2 and f"cannot reach the data {data_dir} on this machine" in err
+    assert "artifacts" not in err
+
+    status = cli.main(["score", "--output-dir", str(tmp_path / "out"), "--data-dir",
+                       "gs://bucket/images", "--runner=DataflowRunner"])
+    err = capsys.readouterr().err
+    assert status == 2 and "score keeps its artifacts on this machine" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_dataflow_with_artifacts_and_data_on_gcs_passes_the_start_check():
+    config = pipeline_config.with_beam_args(pipeline_config.load("smoke", (
+        "pipeline_root_dir=gs://bucket/root", "data.data_dir=gs://bucket/cifar10")),
+        ["--runner=DataflowRunner", "--project=p", "--region=r"])
+    assert config.pipeline_root == "gs://bucket/root/cifar10-resnet9-smoke"
+    assert staging.dataflow_problem(config, config.pipeline_root, config.data.data_dir,
+                                    hint="") is None
+    # The metadata store and the run lock stay on this machine.
+    assert not uris.is_uri(config.metadata_path)

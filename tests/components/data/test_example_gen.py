@@ -93,3 +93,36 @@ def test_bad_file_fails_the_beam_job_with_the_file_named(tmp_path):
     with pytest.raises(Exception) as error:
         _run_executor(data_source.locate(root), str(tmp_path / "examples"))
     assert bad_file in str(error.value) and "truncated record" in str(error.value)
+
+
+def test_data_at_a_uri_is_located_validated_and_read(tmp_path):
+    """The data location may be a URI of TensorFlow's filesystems (gs:// on a cluster):
+    here TensorFlow's in-memory ram://, which this process's in-process Beam workers
+    share. Located, checked and read by the real executor as a local folder is."""
+    local_root = str(tmp_path / "data")
+    write_small_dataset(local_root, cifar10_format.BINARY_LAYOUT, train_sizes=(6, 4),
+                        test_size=3)
+    uri_root = f"ram://{tmp_path.name}/data"
+    for folder, _, names in os.walk(local_root):
+        target = uri_root + folder[len(local_root):]
+        tf.io.gfile.makedirs(target)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(folder, name), f"{target}/{name}")
+
+    source = data_source.resolve(uri_root)
+    assert source.input_base == uri_root and source.layout == cifar10_format.BINARY_LAYOUT
+    assert data_source.validate(source) == {TRAIN_SPLIT: 10, TEST_SPLIT: 3}
+    _run_executor(source, str(tmp_path / "from_uri"))
+    _run_executor(data_source.locate(local_root), str(tmp_path / "from_folder"))
+    for split in (TRAIN_SPLIT, TEST_SPLIT):
+        from_uri = _read_split(str(tmp_path / "from_uri"), split)
+        from_folder = _read_split(str(tmp_path / "from_folder"), split)
+        assert sorted(from_uri) == sorted(from_folder) and len(from_uri) in (10, 3)
+        for image_id, (image, label) in from_folder.items():
+            np.testing.assert_array_equal(from_uri[image_id][0], image)
+            assert from_uri[image_id][1] == label
+
+    with pytest.raises(cifar10_format.Cifar10DataError, match="no such file"):
+        data_source.resolve(uri_root + "/missing")
+    with pytest.raises(cifar10_format.Cifar10DataError, match="extracted on this machine"):
+        data_source.resolve("gs://bucket/cifar-10-binary.tar.gz")
