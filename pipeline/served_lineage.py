@@ -19,6 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from components.contract import GATE_PREDICTIONS_FILE
+from components.uris import absolute
 
 _OUTPUTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -62,10 +63,10 @@ def served_lineage(metadata_path: str, version_dir: str) -> Optional[ServedLinea
         return None
     store = metadata_store.MetadataStore(
         metadata.sqlite_metadata_connection_config(metadata_path))
-    destination = os.path.abspath(version_dir)
+    destination = absolute(version_dir)
     pushes = [artifact for artifact in store.get_artifacts_by_type("PushedModel")
               if "pushed_destination" in artifact.custom_properties
-              and os.path.abspath(artifact.custom_properties["pushed_destination"].string_value)
+              and absolute(artifact.custom_properties["pushed_destination"].string_value)
               == destination]
     for pushed in sorted(pushes, key=lambda artifact: -artifact.id):
         pusher_id = _producer(store, pushed.id)

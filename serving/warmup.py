@@ -28,9 +28,12 @@ class WarmupError(RuntimeError):
 
 
 def warmup_file(version_dir: str) -> Optional[str]:
-    """The path of a version's warmup file, or None when it has none."""
+    """The path of a version's warmup file, or None when it has none. The version may
+    live at a URI (gs://), as TF Serving's may."""
+    import tensorflow as tf
+
     path = os.path.join(version_dir, WARMUP_REQUESTS_FILE)
-    return path if os.path.exists(path) else None
+    return path if tf.io.gfile.exists(path) else None
 
 
 def read_requests(path: str) -> Iterator[Tuple[str, object]]:
