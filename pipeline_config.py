@@ -179,14 +179,14 @@ class PushConfig:
 class PipelineConfig:
     profile: str
     pipeline_name: str = "cifar10-resnet9"
-    # metadata.sqlite, the run lock, logs and reports live here, and pipeline_root/
-    # unless pipeline_root_dir says otherwise.
+    # metadata.sqlite, the run lock, logs and reports live here, and the artifacts
+    # unless artifacts_dir says otherwise.
     output_dir: str = "outputs"
-    # Where the artifacts go (TFX's pipeline root holds one folder per pipeline); None:
-    # <output_dir>/pipeline_root. A URI of TensorFlow's and Beam's filesystems
+    # Where the artifacts go: TFX's pipeline root is <artifacts_dir>/<pipeline_name>.
+    # None: <output_dir>/pipeline_root. A URI of TensorFlow's and Beam's filesystems
     # (gs://bucket/path) puts them where remote Beam workers reach them (Dataflow),
     # while the metadata store and the run lock stay in output_dir on this machine.
-    pipeline_root_dir: Optional[str] = None
+    artifacts_dir: Optional[str] = None
     # LocalDagRunner (local) or TFX's BeamDagRunner (beam).
     orchestrator: str = "local"
     enable_cache: bool = True
@@ -213,7 +213,7 @@ class PipelineConfig:
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.pipeline_root_dir
+        return os.path.join(self.artifacts_dir
                             or os.path.join(self.output_dir, "pipeline_root"),
                             self.pipeline_name)
 

@@ -131,7 +131,7 @@ def _config_from_args(args, beam_args, flags=_RUN_FLAGS) -> pipeline_config.Pipe
     config = _settings_from_args(args, beam_args, flags)
     if problem := dataflow_problem(
             config, config.pipeline_root, config.data.data_dir,
-            hint="put both on gs:// (--set pipeline_root_dir=gs://BUCKET/pipeline_root "
+            hint="put both on gs:// (--set artifacts_dir=gs://BUCKET/artifacts "
                  "--data-dir gs://BUCKET/cifar10)"):
         raise pipeline_config.ConfigError(problem)
     return config

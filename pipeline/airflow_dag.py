@@ -28,6 +28,7 @@ from components.training.runtime import prepare_tensorflow
 prepare_tensorflow()
 
 import pipeline_config  # noqa: E402
+from components.uris import is_uri  # noqa: E402
 
 PROFILE_ENV = "CIFAR10_TFX_PROFILE"
 SETTINGS_ENV = "CIFAR10_TFX_SETTINGS"
@@ -37,10 +38,12 @@ def config_from_environment(environ=os.environ) -> pipeline_config.PipelineConfi
     overrides = tuple(setting.strip() for setting in re.split(r"[;\n]", environ.get(
         SETTINGS_ENV, "")) if setting.strip())
     config = pipeline_config.load(environ.get(PROFILE_ENV, "full"), overrides)
-    if not config.data.data_dir or not os.path.isdir(config.data.data_dir):
+    # A URI is not probed: nothing is read at parse time.
+    data_dir = config.data.data_dir
+    if not data_dir or not (is_uri(data_dir) or os.path.isdir(data_dir)):
         raise pipeline_config.ConfigError(
             f"{SETTINGS_ENV}: data.data_dir must name a CIFAR-10 directory or span root "
-            f"the Airflow workers can read (got {config.data.data_dir!r}); the DAG does "
+            f"the Airflow workers can read (got {data_dir!r}); the DAG does "
             f"not download at parse time")
     return config
 

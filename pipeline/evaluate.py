@@ -16,6 +16,7 @@ import numpy as np
 
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, DEFAULT_SIGNATURE,
                                  IMAGES_INPUT, SAVED_MODEL_FILE)
+from components import uris
 from components.data import cifar10_format, source as data_source
 
 
@@ -35,7 +36,7 @@ def find_saved_model(model_path: str) -> str:
 
 
 def load_test_split(source: data_source.DataSource, limit: Optional[int] = None) -> tuple:
-    batches = [cifar10_format.read_batch(path, limit)
+    batches = [cifar10_format.read_batch(path, limit, opener=uris.open_file)
                for path in data_source.matching_files(source, source.test_pattern)]
     if not batches:
         raise cifar10_format.Cifar10DataError(

@@ -50,7 +50,7 @@ def pipeline_run(tmp_path_factory):
     config = pipeline_config.load("smoke", (
         f"data.data_dir={root}", f"output_dir={tmp_path / 'out'}",
         # The artifacts apart from the metadata store and the run lock, as on gs://.
-        f"pipeline_root_dir={tmp_path / 'artifacts'}",
+        f"artifacts_dir={tmp_path / 'artifacts'}",
         "data.images_per_file=30", "training.batch_size=32",
         "export.tflite_variants=float16,int8"))
     return config, local_runner.run(config)

@@ -216,3 +216,17 @@ def test_the_server_starts_without_tfx():
     project = [name for name in loaded if name.split(".")[0] in PROJECT_PACKAGES]
     assert sorted(name for name in project if not name.startswith("serving")) == [
         "components", "components.contract"]
+
+
+def test_the_cli_loads_no_tensorflow_before_it_prepares_it():
+    """`python -m pipeline` sets TensorFlow's environment (oneDNN, log level) from the
+    run's settings before TensorFlow loads: importing the CLI and its config loads
+    neither TensorFlow nor TFX."""
+    code = ("import json, sys\n"
+            "import pipeline.__main__, pipeline_config, pipeline.airflow_dag\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {name.split(".")[0] for name in json.loads(result.stdout.strip().splitlines()[-1])}
+    assert not loaded & {"tensorflow", "tfx", "keras"}

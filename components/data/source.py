@@ -31,11 +31,8 @@ import urllib.request
 import zlib
 from typing import Optional
 
-from tfx.dsl.io import fileio
-
-from components import progress
+from components import progress, uris
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
-from components.uris import absolute, is_uri
 from components.data import cifar10_format
 from components.data.cifar10_format import LAYOUTS, Cifar10DataError, Layout
 
@@ -208,7 +205,7 @@ def extract_archive(archive_path: str, cache_dir: str) -> str:
 def _layouts_in(directory: str) -> list:
     """Layouts present as subdirectories of `directory`, preferred first."""
     return [layout for layout in LAYOUTS.values()
-            if fileio.isdir(os.path.join(directory, layout.directory))]
+            if uris.isdir(os.path.join(directory, layout.directory))]
 
 
 def _layout_of_layout_dir(directory: str) -> Optional[Layout]:
@@ -217,7 +214,7 @@ def _layout_of_layout_dir(directory: str) -> Optional[Layout]:
         if os.path.basename(os.path.normpath(directory)) == layout.directory:
             return layout
     for layout in (LAYOUTS[cifar10_format.BINARY_LAYOUT], LAYOUTS[cifar10_format.PYTHON_LAYOUT]):
-        if fileio.glob(os.path.join(directory, layout.train_pattern)):
+        if uris.matching(os.path.join(directory, layout.train_pattern)):
             return layout
     return None
 
@@ -234,10 +231,9 @@ def _pick_layout(directory: str, preferred: Optional[str]) -> Optional[Layout]:
 
 def _find_spans(directory: str) -> list:
     spans = []
-    for entry in fileio.listdir(directory):
-        entry = entry.rstrip("/")  # object stores mark folders so
+    for entry in uris.listdir(directory):
         match = SPAN_DIR_PATTERN.match(entry)
-        if match and fileio.isdir(os.path.join(directory, entry)):
+        if match and uris.isdir(os.path.join(directory, entry)):
             spans.append((int(match.group(1)), entry))
     return sorted(spans)
 
@@ -245,11 +241,11 @@ def _find_spans(directory: str) -> list:
 def locate(directory: str, preferred_layout: Optional[str] = None) -> DataSource:
     """Describes the CIFAR-10 data under `directory` (a local path or a URI that
     TensorFlow's filesystems read) as ExampleGen input."""
-    if not fileio.exists(directory):
+    if not uris.exists(directory):
         raise Cifar10DataError(f"{directory}: no such file or directory")
-    if not fileio.isdir(directory):
+    if not uris.isdir(directory):
         raise Cifar10DataError(f"{directory}: not a directory or a .tar.gz archive")
-    directory = absolute(directory)
+    directory = uris.absolute(directory)
     spans = _find_spans(directory)
     if spans:
         layouts = {}
@@ -307,7 +303,7 @@ def resolve(data_path: Optional[str], cache_dir: str = DEFAULT_CACHE_DIR,
                                         download_md5 or official.md5, cache_dir)
         return locate(extract_archive(archive_path, cache_dir), preferred_layout)
     if data_path.endswith((".tar.gz", ".tgz", ".tar")):
-        if is_uri(data_path):
+        if uris.is_uri(data_path):
             raise Cifar10DataError(f"{data_path}: an archive is extracted on this machine; "
                                    f"give a local archive, or the extracted folder's URI")
         if os.path.isfile(data_path):
@@ -317,8 +313,8 @@ def resolve(data_path: Optional[str], cache_dir: str = DEFAULT_CACHE_DIR,
 
 def matching_files(source: DataSource, pattern: str) -> list:
     """Files a split pattern matches, across every span for span patterns."""
-    return sorted(fileio.glob(os.path.join(source.input_base,
-                                           pattern.replace("{SPAN}", "*"))))
+    return sorted(uris.matching(os.path.join(source.input_base,
+                                             pattern.replace("{SPAN}", "*"))))
 
 
 def validate(source: DataSource, limit: Optional[int] = None) -> dict:
@@ -333,6 +329,7 @@ def validate(source: DataSource, limit: Optional[int] = None) -> dict:
         if not files:
             raise Cifar10DataError(
                 f"{os.path.join(source.input_base, pattern)}: no {split} batch files found")
-        counts[split] = sum(len(cifar10_format.read_batch(path, limit, opener=fileio.open))
+        counts[split] = sum(len(cifar10_format.read_batch(path, limit,
+                                                          opener=uris.open_file))
                             for path in files)
     return counts

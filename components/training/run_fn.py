@@ -94,9 +94,9 @@ CHIEF_EXPORT_WAIT_SECONDS = 600
 
 def wait_for_chief_export(serving_model_dir: str,
                           timeout_seconds: float = CHIEF_EXPORT_WAIT_SECONDS) -> None:
-    """A non-chief worker writes nothing; it returns once the chief's export is whole
-    (its warmup file is written last), because TFX's Trainer executor fails on every
-    worker whose serving_model_dir is missing when run_fn returns."""
+    """A non-chief worker writes nothing; it returns once the chief's export has
+    reached its warmup file, the last one it writes, because TFX's Trainer executor
+    fails on every worker whose serving_model_dir is missing when run_fn returns."""
     deadline = time.monotonic() + timeout_seconds
     exported = os.path.join(serving_model_dir, WARMUP_REQUESTS_FILE)
     while not tf.io.gfile.exists(exported):

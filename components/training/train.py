@@ -64,11 +64,12 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         # value for placeholder tensor 'while/cond/Placeholder_1'"): one step per call.
         steps_per_execution = 1
     device = describe(on_gpu)
+    workers = f" x {setup.workers} workers" if setup.workers > 1 else ""
     progress.report(
         f"Training {hparams.model} on {len(train_labels)} images: {epochs} epochs x "
         f"{steps_per_epoch} steps of {hparams.batch_size} on "
         f"{strategy.num_replicas_in_sync} {'GPU' if on_gpu else 'CPU'} replica(s) "
-        f"({device}{f' x {setup.workers} workers' if setup.workers > 1 else ''}), {policy}, XLA {'on' if xla else 'off'}, "
+        f"({device}{workers}), {policy}, XLA {'on' if xla else 'off'}, "
         f"{steps_per_execution} step(s) per execution", stream)
 
     with strategy.scope(), global_dtype_policy(policy):

@@ -68,9 +68,9 @@ def test_every_component_ran_and_published(pipeline_run):
 
 
 def test_artifacts_live_apart_from_the_metadata_store(pipeline_run):
-    """pipeline_root_dir holds every artifact; output_dir the metadata store."""
+    """artifacts_dir holds every artifact; output_dir the metadata store."""
     config, summary = pipeline_run
-    artifacts_root = os.path.join(config.pipeline_root_dir, config.pipeline_name)
+    artifacts_root = os.path.join(config.artifacts_dir, config.pipeline_name)
     uris = [uri for component in summary["components"].values()
             for uri in component.get("outputs", {}).values()]
     assert uris and all(uri.startswith(artifacts_root + os.sep) for uri in uris), uris

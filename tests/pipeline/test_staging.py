@@ -72,14 +72,14 @@ def test_dataflow_with_local_artifacts_or_data_is_refused_before_anything_is_wri
     assert status == 2 and "beam.runner DataflowRunner: its workers cannot reach the " \
         f"artifacts {tmp_path / 'out' / 'pipeline_root'}" in err
     assert f"nor the data {data_dir} on this machine" in err
-    assert "--set pipeline_root_dir=gs://" in err
+    assert "--set artifacts_dir=gs://" in err
 
     status = cli.main(["run", "--profile", "smoke", "--output-dir", str(tmp_path / "out"),
-                       "--set", "pipeline_root_dir=gs://bucket/root", "--data-dir", data_dir,
+                       "--set", "artifacts_dir=gs://bucket/root", "--data-dir", data_dir,
                        "--runner=DataflowRunner", "--project=p", "--region=r"])
     err = capsys.readouterr().err
     assert status == 2 and f"cannot reach the data {data_dir} on this machine" in err
-    assert "artifacts" not in err
+    assert "reach the artifacts" not in err
 
     status = cli.main(["score", "--output-dir", str(tmp_path / "out"), "--data-dir",
                        "gs://bucket/images", "--runner=DataflowRunner"])
@@ -90,7 +90,7 @@ def test_dataflow_with_local_artifacts_or_data_is_refused_before_anything_is_wri
 
 def test_dataflow_with_artifacts_and_data_on_gcs_passes_the_start_check():
     config = pipeline_config.with_beam_args(pipeline_config.load("smoke", (
-        "pipeline_root_dir=gs://bucket/root", "data.data_dir=gs://bucket/cifar10")),
+        "artifacts_dir=gs://bucket/root", "data.data_dir=gs://bucket/cifar10")),
         ["--runner=DataflowRunner", "--project=p", "--region=r"])
     assert config.pipeline_root == "gs://bucket/root/cifar10-resnet9-smoke"
     assert staging.dataflow_problem(config, config.pipeline_root, config.data.data_dir,

@@ -19,18 +19,25 @@ from tests.support.beam_cluster import free_port
 from tests.support.data import REPO_ROOT
 
 
-def _start_trainer(settings: dict, tf_config=None) -> subprocess.Popen:
+def _start_trainer(settings: dict, log_prefix: str, tf_config=None) -> subprocess.Popen:
+    """The trainer's console goes to <log_prefix>.out and .err: files, not pipes, since
+    a worker blocked on a full pipe would stall its peers in their collectives."""
     environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
     if tf_config:
         environment["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, "-m", "tests.support.trainer_worker",
-                             json.dumps(settings)], cwd=REPO_ROOT, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(log_prefix + ".out", "w") as out, open(log_prefix + ".err", "w") as err:
+        trainer = subprocess.Popen([sys.executable, "-m", "tests.support.trainer_worker",
+                                    json.dumps(settings)], cwd=REPO_ROOT, env=environment,
+                                   stdout=out, stderr=err)
+    trainer.log_prefix = log_prefix
+    return trainer
 
 
 def _finish(trainer: subprocess.Popen) -> str:
     """The console output of a trainer that exited 0."""
-    output, errors = trainer.communicate(timeout=600)
+    trainer.wait(timeout=600)
+    with open(trainer.log_prefix + ".out") as out, open(trainer.log_prefix + ".err") as err:
+        output, errors = out.read(), err.read()
     assert trainer.returncode == 0, output[-3000:] + errors[-5000:]
     return output
 
@@ -58,11 +65,13 @@ def test_two_workers_train_as_mirrored_over_two_cpus_and_only_the_chief_writes(
     # As on Vertex, every worker gets the same model and backup locations; each its own
     # model_run location here, to show which writes there.
     workers = [_start_trainer(settings(shared, f"model_run-{index}", "multi_worker_mirrored"),
+                              str(tmp_path / f"worker-{index}"),
                               {"cluster": cluster, "task": {"type": "worker", "index": index}})
                for index in range(2)]
     chief_output, other_output = [_finish(worker) for worker in workers]
     mirrored_output = _finish(_start_trainer(
-        settings(str(tmp_path / "mirrored"), "model_run", "mirrored", mirrored_cpus=2)))
+        settings(str(tmp_path / "mirrored"), "model_run", "mirrored", mirrored_cpus=2),
+        str(tmp_path / "mirrored-trainer")))
 
     assert "2 CPU replica(s) (CPU x 2 workers)" in chief_output, chief_output[-3000:]
     assert "2 CPU replica(s) (CPU)" in mirrored_output, mirrored_output[-3000:]
