@@ -272,8 +272,7 @@ def _score(args, beam_args) -> int:
         config = _settings_from_args(args, beam_args,
                                      (("output_dir", "output_dir"), ("runner", "beam.runner")))
         if problem := dataflow_problem(
-                config, os.path.join(os.path.abspath(config.output_dir), score.SCORES_DIR),
-                args.data_dir,
+                config, score.scores_root(config), args.data_dir,
                 hint="score keeps its artifacts on this machine: score on Flink or Spark, "
                      "or on the in-process runner"):
             raise pipeline_config.ConfigError(problem)

@@ -149,6 +149,11 @@ def _read_refused(prefix: str) -> list:
     return sorted(refused, key=lambda item: item["image"])
 
 
+def scores_root(config) -> str:
+    """Where every scoring run's folder goes (and its work, TFX's artifacts included)."""
+    return os.path.join(os.path.abspath(config.output_dir), SCORES_DIR)
+
+
 def score(config, data_dir: str, model: Optional[str] = None,
           on_start: Optional[Callable[[], None]] = None) -> dict:
     """Scores the images in `data_dir`; returns the summary (where the files are,
@@ -163,8 +168,7 @@ def score(config, data_dir: str, model: Optional[str] = None,
     if on_start is not None:
         on_start()
     config = staging.staged(config)
-    scores_root = os.path.join(os.path.abspath(config.output_dir), SCORES_DIR)
-    folder = unused_path(os.path.join(scores_root,
+    folder = unused_path(os.path.join(scores_root(config),
                                       time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
     started = time.monotonic()
     with built_beside(folder) as building:
