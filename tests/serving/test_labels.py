@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from serving import labels, model_server, rest_server
 from serving.model_store import ModelStore
 from tests.support.data import REPO_ROOT, png_images
 from tests.support.pushing import copy_version
-from tests.support.server_process import EmbeddedServerProcess
+from tests.support.server_process import EmbeddedServerProcess, free_port
 
 
 def _cli(*args, timeout=300):
@@ -288,12 +287,6 @@ def test_labels_canary_promote_and_rollback_under_a_client_loop(pushed_model, tm
 
 # --- TF Serving itself (when installed): a label in use moves in two steps.
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
                     reason="tensorflow_model_server is not on PATH (TF Serving is not "
                            "installable from the package indexes here)")
@@ -303,8 +296,8 @@ def test_tf_serving_moves_a_label_in_use_in_two_steps_and_rolls_back(pushed_mode
     copy_version(version_dir, str(base_path), 1)
     assert _label(base_path, "label", STABLE_LABEL, "1").returncode == 0
     settings = model_server.ServerSettings(model_base_path=str(base_path),
-                                           model_name="cifar10", rest_port=_free_port(),
-                                           grpc_port=_free_port(), host="127.0.0.1")
+                                           model_name="cifar10", rest_port=free_port(),
+                                           grpc_port=free_port(), host="127.0.0.1")
     config_dir = str(tmp_path / "config")
     model_server.write_config_files(settings, config_dir, "tensorflow_model_server")
     log_path = tmp_path / "tensorflow_model_server.log"

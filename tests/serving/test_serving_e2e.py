@@ -22,7 +22,7 @@ from serving.client import connect
 from tests.support.console import library_lines
 from tests.support.data import REPO_ROOT, png_images
 from tests.support.pushing import push
-from tests.support.server_process import EmbeddedServerProcess
+from tests.support.server_process import EmbeddedServerProcess, free_port
 
 pytestmark = pytest.mark.slow  # the pipeline's model behind a server process
 
@@ -143,12 +143,7 @@ def test_a_second_push_is_served_without_restart_or_failed_request(pushed_model,
                     reason="no tensorflow_model_server on PATH (TF Serving is not installable "
                            "from any package index here)")
 def test_real_tf_serving_answers_like_the_embedded_server(pushed_model, in_process, tmp_path):
-    import socket
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    ports = [free_port(), free_port()]
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "serve", "--backend", "tensorflow_model_server",
          "--model-base-path", pushed_model[0], "--rest-port", str(ports[0]),

@@ -16,13 +16,7 @@ import sysconfig
 import time
 
 from tests.support.data import REPO_ROOT
-from tests.support.server_process import user_environment
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.server_process import free_port, user_environment
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) -> None:

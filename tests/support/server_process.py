@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,13 @@ from tests.support.data import REPO_ROOT
 
 # The limits the shared test server runs with: small, so that tests reach them fast.
 SERVED_LIMITS = {"read_timeout_s": 3, "max_connections": 8, "max_batch_size": 32}
+
+
+def free_port() -> int:
+    """A loopback port free at the time of asking."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def user_environment() -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 from tfx.utils import path_utils
 
 from components.contract import TRAINING_METRICS_FILE, WARMUP_REQUESTS_FILE
-from tests.support.beam_cluster import free_port
+from tests.support.server_process import free_port
 from tests.support.data import REPO_ROOT
 
 
