@@ -5,6 +5,7 @@ machine that has no TensorFlow.
 `--data` is either
 - `cifar10_jpeg.npz` (../shared/cifar10-jpeg: all 60,000 images, JPEG-compressed; for
   speed and side-by-side accuracy only, never a "CIFAR-10 accuracy"), or
+  `cifar10_png.npz` (../shared/cifar10-full: the same, lossless: CIFAR-10 accuracy), or
 - a directory in an official layout (cifar-10-batches-py/ or -bin/, or their parent).
 
 or the decoded cache `decode_once` writes: the uint8 images of either, decoded once
@@ -24,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 
-def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, limit: Optional[int]) -> np.ndarray:
+def _decode_images(blob: np.ndarray, offsets: np.ndarray, limit: Optional[int]) -> np.ndarray:
     from PIL import Image
 
     count = len(offsets) - 1 if limit is None else min(limit, len(offsets) - 1)
@@ -35,8 +36,9 @@ def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, limit: Optional[int]) -
 
 def _from_npz(path: str, train_limit, test_limit) -> tuple:
     arrays = np.load(path)
-    train = _decode_jpegs(arrays["train_jpeg"], arrays["train_offsets"], train_limit)
-    test = _decode_jpegs(arrays["test_jpeg"], arrays["test_offsets"], test_limit)
+    encoding = "png" if "train_png" in arrays.files else "jpeg"
+    train = _decode_images(arrays[f"train_{encoding}"], arrays["train_offsets"], train_limit)
+    test = _decode_images(arrays[f"test_{encoding}"], arrays["test_offsets"], test_limit)
     return (train, arrays["train_labels"][:len(train)].astype(np.int64),
             test, arrays["test_labels"][:len(test)].astype(np.int64))
 
@@ -94,8 +96,10 @@ def decode_once(path: str, train_limit: Optional[int], test_limit: Optional[int]
 
 
 def load(path: str, train_limit: Optional[int] = None,
-         test_limit: Optional[int] = None) -> dict:
-    """{"train": (float32 NHWC, int64), "test": (...), "source": path}, Z-scored."""
+         test_limit: Optional[int] = None, holdout: int = 0) -> dict:
+    """{"train": (float32 NHWC, int64), "test": (...), "source": path}, Z-scored.
+    With `holdout`, "test" is the train split's last `holdout` images instead, and the
+    rest is "train" (settings are chosen there, never on the test split)."""
     if _is_decoded(path):
         with np.load(path) as arrays:
             train, train_labels, test, test_labels = (arrays[key] for key in _DECODED_KEYS)
@@ -105,6 +109,9 @@ def load(path: str, train_limit: Optional[int] = None,
         train, train_labels, test, test_labels = _from_npz(path, train_limit, test_limit)
     else:
         train, train_labels, test, test_labels = _from_layout(path, train_limit, test_limit)
+    if holdout:
+        train, train_labels, test, test_labels = (train[:-holdout], train_labels[:-holdout],
+                                                  train[-holdout:], train_labels[-holdout:])
     mean = train.reshape(-1, 3).mean(axis=0)
     std = train.reshape(-1, 3).std(axis=0)
 

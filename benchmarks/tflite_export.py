@@ -38,7 +38,7 @@ def prepare_data(data_dir: str) -> None:
     official python layout."""
     import shutil
 
-    from benchmarks.recipe_data import _decode_jpegs
+    from benchmarks.recipe_data import _decode_images
     from components.data import cifar10_format
 
     layout_dir = os.path.join(data_dir, "cifar-10-batches-py")
@@ -47,7 +47,7 @@ def prepare_data(data_dir: str) -> None:
     for name in os.listdir(sample):
         shutil.copy(os.path.join(sample, name), layout_dir)
     arrays = np.load(os.path.join(SHARED, "cifar10-jpeg", "cifar10_jpeg.npz"))
-    test = _decode_jpegs(arrays["test_jpeg"], arrays["test_offsets"], None)
+    test = _decode_images(arrays["test_jpeg"], arrays["test_offsets"], None)
     cifar10_format.write_batch(os.path.join(layout_dir, "test_batch"), test,
                                arrays["test_labels"].astype(np.int64))
 

@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--holdout", type=int, default=0)
     parser.add_argument("--target-accuracy", type=float, default=0.94)
     parser.add_argument("--lr-knots", type=floats, default=[0.0, 5.0, 24.0])
     # cifar10-fast's: PiecewiseLinear([0, 5, 24], [0, 0.4, 0]), per step.
@@ -96,7 +97,7 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
 
     loaded = time.perf_counter()
-    data = recipe_data.load(args.data, args.train_limit, args.test_limit)
+    data = recipe_data.load(args.data, args.train_limit, args.test_limit, args.holdout)
     print(f"data: {len(data['train'][1])} train, {len(data['test'][1])} test images from "
           f"{data['source']} ({time.perf_counter() - loaded:.1f}s)", file=sys.stderr)
 

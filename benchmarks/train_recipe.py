@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -45,15 +46,21 @@ BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCHMARKS)
 GOALS = {"images_per_second_ratio": 1.0, "accuracy_points": 0.3, "h100_seconds": 30.0}
 sys.path.insert(0, REPO_ROOT)
-from components.training.config import TrainingConfig  # noqa: E402 (no TF, no Keras)
+from components.training.config import training_config  # noqa: E402 (no TF, no Keras)
+from components.training.recipes import RECIPES  # noqa: E402
 
-# The pipeline's recipe: the benchmark's schedule and initializer are the Trainer's.
-TRAINING_DEFAULTS = TrainingConfig()
+# --recipe: the full profile's ResNet9, or the fast profile's airbench94.
+RECIPE_NAMES = {"resnet9": "resnet9", "fast": "airbench94"}
 
 
-def _knots(epochs: int) -> tuple:
-    """The recipe's knots (0, 5, 24 epochs) scaled to a shorter schedule."""
-    return (0.0, 5.0 * epochs / 24, float(epochs))
+def _epochs(args) -> float:
+    return args.epochs or RECIPES[RECIPE_NAMES[args.recipe]]["epochs"]
+
+
+def _knots(recipe: str, epochs: float) -> tuple:
+    """The recipe's knots (in epochs) scaled to `epochs`."""
+    recipe_epochs = RECIPES[recipe]["epochs"]
+    return tuple(knot * epochs / recipe_epochs for knot in RECIPES[recipe]["lr_knots"])
 
 
 def _backend() -> str:
@@ -68,11 +75,14 @@ def _keras_child(args) -> dict:
 
     import recipe_data
 
-    data = recipe_data.load(args.data)  # the decoded cache, already cut to the limits
-    hparams = TrainingConfig(epochs=args.epochs, seed=args.seed, lr_knots=_knots(args.epochs),
-                             target_accuracy=args.target_accuracy,
-                             kernel_initializer=args.child_initializer,
-                             mixed_precision=args.mixed_precision)
+    # The decoded cache, already cut to the limits; the held-out images are the eval set.
+    data = recipe_data.load(args.data, holdout=args.holdout)
+    recipe, epochs = RECIPE_NAMES[args.recipe], _epochs(args)
+    hparams = training_config(recipe, epochs=epochs, seed=args.seed,
+                              lr_knots=_knots(recipe, epochs),
+                              target_accuracy=args.target_accuracy,
+                              kernel_initializer=args.child_initializer,
+                              mixed_precision=args.mixed_precision)
     if keras.backend.backend() == "tensorflow":
         from components.training.train import train
         with tempfile.TemporaryDirectory() as run_dir:
@@ -108,7 +118,9 @@ def _fit_with_jax(hparams, data) -> tuple:
     import numpy as np
 
     from components.training.callbacks import Progress, TrainingClock
-    from components.training.recipe import accuracy, build_training_model, compile_for_training
+    from components.training.recipe import (accuracy, build_training_model,
+                                            compile_for_training, finish_training,
+                                            initialise_from_data, total_steps)
 
     on_gpu = jax.devices()[0].platform == "gpu"
     policy = "mixed_float16" if on_gpu else "float32"
@@ -119,24 +131,47 @@ def _fit_with_jax(hparams, data) -> tuple:
     keep = np.random.default_rng(hparams.seed).permutation(len(labels))[:whole]
     train_images, train_labels = jax.device_put(images[keep]), jax.device_put(labels[keep])
     steps_per_epoch = whole // hparams.batch_size
+    steps = total_steps(hparams, steps_per_epoch)
+    epochs = math.ceil(steps / steps_per_epoch)
+    last_epoch_steps = steps - (epochs - 1) * steps_per_epoch
     model = build_training_model(hparams)
+    initialise_from_data(model, hparams, images)
     compile_for_training(model, hparams, steps_per_epoch, jit_compile=True,
-                         steps_per_execution=hparams.steps_per_execution)
+                         steps_per_execution=math.gcd(hparams.steps_per_execution,
+                                                      steps_per_epoch, last_epoch_steps))
     clock = TrainingClock(steps_per_epoch, hparams.batch_size, hparams.target_accuracy)
-    progress_lines = Progress(hparams.epochs, steps_per_epoch, hparams.batch_size, None,
+    progress_lines = Progress(epochs, steps_per_epoch, hparams.batch_size, steps,
                               warn_cpu=False, clock=clock, stream=sys.stderr)
+    # One fit per epoch: the alternating flip shows each epoch its own images (the
+    # TensorFlow path flips in its tf.data pipeline), and the last epoch may be a part.
+    first_epoch_flips = jax.device_put(
+        np.random.default_rng(hparams.seed).random(whole) < 0.5)
+    history = {}
     started = time.monotonic()
-    history = model.fit(train_images, train_labels, batch_size=hparams.batch_size,
-                        epochs=hparams.epochs, shuffle=True, verbose=0,
-                        validation_data=data["test"], callbacks=[clock, progress_lines])
+    for epoch in range(epochs):
+        epoch_images = train_images
+        if hparams.flip and hparams.alternating_flip:
+            flip = first_epoch_flips != (epoch % 2 == 1)
+            epoch_images = jax.numpy.where(flip[:, None, None, None],
+                                           train_images[:, :, ::-1], train_images)
+        epoch_history = model.fit(
+            epoch_images, train_labels, batch_size=hparams.batch_size,
+            initial_epoch=epoch, epochs=epoch + 1,
+            steps_per_epoch=steps_per_epoch if epoch < epochs - 1 else last_epoch_steps,
+            shuffle=True, verbose=0, validation_data=data["test"],
+            callbacks=[clock, progress_lines])
+        for key, values in epoch_history.history.items():
+            history.setdefault(key, []).extend(values)
+    finish_training(model)
     test_images, test_labels = data["test"]
     metrics = {**clock.summary(), "device": f"{jax.devices()[0].device_kind} (JAX)",
                "train_seconds": round(time.monotonic() - started, 1),
                "dtype_policy": policy, "xla": True,
-               "eval_accuracy": accuracy(model, test_images, test_labels, tta_flip=False),
+               "eval_accuracy": accuracy(model, test_images, test_labels),
                "eval_accuracy_tta_flip": accuracy(model, test_images, test_labels,
-                                                  tta_flip=True)}
-    return model, history.history, metrics
+                                                  tta_flip=True,
+                                                  tta_translate=hparams.tta_translate)}
+    return model, history, metrics
 
 
 def _run_child(command: list, environment: dict) -> Optional[dict]:
@@ -201,14 +236,21 @@ def summarize(runs: list, epochs: int, show: bool = True) -> dict:
                **{key: _mean(reports, key) for key in (
                    "steady_images_per_second", "fit_seconds", "train_only_seconds",
                    "final_accuracy", "final_accuracy_tta")}}
+        for key in ("final_accuracy", "final_accuracy_tta"):
+            values = [report[key] for report in reports if report.get(key) is not None]
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else None
         summary[role] = row
         name = f"{role} ({row['initializer']})" if row["initializer"] else role
         print_line(f"{name}, mean of {len(reports)} seed(s): "
                    f"{_figure(row['steady_images_per_second'], '.0f')} img/s from epoch 2, "
                    f"{_figure(row['train_only_seconds'], '.1f', 's')} of training "
                    f"({_figure(row['fit_seconds'], '.1f', 's')} for the whole fit) for "
-                   f"{epochs} epochs, final {_figure(row['final_accuracy'], '.4f')} (TTA "
-                   f"{_figure(row['final_accuracy_tta'], '.4f')})")
+                   f"{epochs:g} epochs, final {_figure(row['final_accuracy'], '.4f')} "
+                   f"(std {_figure(row['final_accuracy_std'], '.4f')}), TTA "
+                   f"{_figure(row['final_accuracy_tta'], '.4f')} (std "
+                   f"{_figure(row['final_accuracy_tta_std'], '.4f')}); per seed: "
+                   + ", ".join(f"{report['seed']}: {report['final_accuracy_tta']:.4f} in "
+                               f"{report['train_only_seconds']:.0f}s" for report in reports))
     reference = summary.get("reference")
     for role in ("project", "compare"):
         row = summary.get(role)
@@ -247,7 +289,14 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="cifar10_jpeg.npz or an official layout")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--recipe", choices=sorted(RECIPE_NAMES), default="resnet9",
+                        help="resnet9: the full profile's, beside the PyTorch reference; "
+                             "fast: the fast profile's airbench94 (no reference)")
+    parser.add_argument("--epochs", type=float,
+                        help="default: the recipe's (24; 9.9); the rate's knots scale with it")
+    parser.add_argument("--holdout", type=int, default=0,
+                        help="evaluate on the last N training images, trained without them "
+                             "(choosing settings), instead of the test split")
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
     parser.add_argument("--target-accuracy", type=float, default=0.94)
@@ -255,12 +304,13 @@ def main() -> None:
     parser.add_argument("--torch-python", default=sys.executable,
                         help="an interpreter with PyTorch for the reference (default: this one)")
     parser.add_argument("--no-reference", action="store_true")
-    parser.add_argument("--initializer", default=TRAINING_DEFAULTS.kernel_initializer,
-                        help="the project's kernel initializer on every seed")
+    parser.add_argument("--initializer", default="torch_default",
+                        help="the project's kernel initializer on every seed (the "
+                             "recipes' own)")
     parser.add_argument("--compare-initializer", default="he_uniform",
                         help="also trained on the run's first seed, after the project and "
                              "the reference ('': none)")
-    parser.add_argument("--mixed-precision", default=TRAINING_DEFAULTS.mixed_precision,
+    parser.add_argument("--mixed-precision", default="auto",
                         choices=["auto", "off", "float16", "bfloat16"],
                         help="the project's training.mixed_precision (TensorFlow backend; "
                              "under JAX: float16 on a GPU, float32 on a CPU)")
@@ -287,11 +337,15 @@ def main() -> None:
     print(f"data: {data} ({time.monotonic() - started:.1f}s to decode or find)",
           file=sys.stderr, flush=True)
     backend = _backend() if args.backend == "auto" else args.backend
-    shared = ["--data", data, "--epochs", str(args.epochs),
+    epochs = _epochs(args)
+    shared = ["--data", data, "--epochs", f"{epochs:g}", "--holdout", str(args.holdout),
               "--target-accuracy", str(args.target_accuracy)]
-    project_flags = ["--mixed-precision", args.mixed_precision]
-    knots = ",".join(str(k) for k in _knots(args.epochs))
-    values = ",".join(str(v) for v in TRAINING_DEFAULTS.lr_values)
+    project_flags = ["--mixed-precision", args.mixed_precision, "--recipe", args.recipe]
+    knots = ",".join(str(k) for k in _knots("resnet9", epochs))
+    values = ",".join(str(v) for v in RECIPES["resnet9"]["lr_values"])
+    if args.recipe != "resnet9":
+        # The reference and the initializer comparison are ResNet9's.
+        args.no_reference, args.compare_initializer = True, ""
     keras_environment = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
                          "PYTHONUNBUFFERED": "1"}
     runs = []
@@ -328,9 +382,9 @@ def main() -> None:
                 print(_line("compare", run["compare"]), flush=True)
             _write(args.out, runs, {})
         print(file=sys.stderr)
-        _write(args.out, runs, summarize(runs, args.epochs, show=False))
+        _write(args.out, runs, summarize(runs, epochs, show=False))
     print()
-    summarize(runs, args.epochs)
+    summarize(runs, epochs)
 
 
 if __name__ == "__main__":

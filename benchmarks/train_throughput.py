@@ -52,7 +52,7 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
     import tensorflow as tf
 
     from components.contract import IMAGE_SHAPE, NUM_CLASSES
-    from components.training.config import TrainingConfig
+    from components.training.config import training_config
     from components.training.train import train
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -60,9 +60,10 @@ def measure_variant(variant: str, batch_size: int, steps: int) -> dict:
     matmul_gflops = matmul_flops() / 1e9
     # Epoch 1 traces and compiles; the median of the next TIMED_EPOCHS is the rate (this
     # machine is a VM whose speed varies by tens of percent from minute to minute).
-    settings = TrainingConfig(epochs=1 + TIMED_EPOCHS, batch_size=batch_size,
-                              eval_every_epoch=False, xla="on" if variant == "xla" else "off",
-                              mixed_precision=mixed)
+    settings = training_config("resnet9", epochs=1 + TIMED_EPOCHS, batch_size=batch_size,
+                               eval_every_epoch=False,
+                               xla="on" if variant == "xla" else "off",
+                               mixed_precision=mixed)
     rng = np.random.default_rng(0)
     count = batch_size * steps
     images = rng.normal(size=(count,) + IMAGE_SHAPE).astype(np.float32)

@@ -11,7 +11,8 @@ Every signature sends the image through the Transform graph's own decode and
 Z-score, so no client or server re-implements the normalisation. Before any decoding,
 each image's header must declare a known format and 32x32 pixels
 (`components.image_header`), so a wrong-sized image costs its header, not its pixels.
-With `tta_flip` the logits of each image and its mirror image are averaged.
+The model's test-time augmentation (`components.training.tta`: the mirror image, and
+airbench's shifted views) is inside, so every signature scores as the Evaluator does.
 
 The export also holds TF Serving's warmup file (`components.warmup`), so every pushed
 version carries the requests a server replays before it serves the version.
@@ -41,22 +42,22 @@ from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTP
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
                                  MODEL_VARIABLES_KEY, PIXELS_INPUT, PIXELS_SIGNATURE,
                                  PROBABILITIES_OUTPUT)
+from components.training.tta import averaged_logits
 
 
 class ServingFunctions:
     """The three signatures' bodies over one model and one Transform layer."""
 
     def __init__(self, model: keras.Model, tft_layer, image_feature_spec: dict,
-                 tta_flip: bool):
+                 tta_flip: bool, tta_translate: int = 0):
         self.model = model
         self.tft_layer = tft_layer
-        self.tta_flip = tta_flip
+        self.tta_flip, self.tta_translate = tta_flip, tta_translate
         self._image_feature_spec = image_feature_spec
 
     def _predict_normalised(self, images_xf: tf.Tensor) -> dict:
-        logits = self.model(images_xf, training=False)
-        if self.tta_flip:
-            logits = (logits + self.model(tf.reverse(images_xf, axis=[2]), training=False)) / 2
+        logits = averaged_logits(lambda view: self.model(view, training=False), images_xf,
+                                 self.tta_flip, self.tta_translate)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         class_ids = tf.argmax(probabilities, axis=-1)
         return {CLASS_IDS_OUTPUT: class_ids,
@@ -83,13 +84,13 @@ class ServingFunctions:
 
 def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
                          export_dir: str, tta_flip: bool,
-                         warmup_images: Sequence[bytes]) -> None:
+                         warmup_images: Sequence[bytes], tta_translate: int = 0) -> None:
     """Saves the SavedModel to `export_dir`, with a warmup file of `warmup_images`
     (encoded PNGs)."""
     tft_layer = tft_output.transform_features_layer()
     functions = ServingFunctions(model, tft_layer,
                                   {IMAGE_KEY: tft_output.raw_feature_spec()[IMAGE_KEY]},
-                                  tta_flip)
+                                  tta_flip, tta_translate)
     archive = keras.export.ExportArchive()
     archive.track(tft_layer)
     # The model's variables as the tf.Variables its Keras variables hold: the same

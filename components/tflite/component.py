@@ -122,7 +122,8 @@ def TFLiteExport(  # noqa: N802 (a TFX component is named like a class)
         started = time.monotonic()
         try:
             content = convert.convert(keras_model, channel_mean, channel_std,
-                                      hparams.tta_flip, variant, calibration)
+                                      hparams.tta_flip, variant, calibration,
+                                      tta_translate=hparams.tta_translate)
             predicted = convert.run(content, test_pixels).argmax(axis=1)
         except Exception as error:  # noqa: BLE001 (recorded: it must not fail the run)
             logging.exception("TFLite %s conversion failed", variant)

@@ -4,7 +4,7 @@ The converted model takes uint8 pixels [N, 32, 32, 3] and returns the class
 probabilities, computing what the SavedModel's `serving_pixels` signature serves: the
 Transform's per-channel Z-score, folded in as two constants read back from the
 transform graph (`components.transform.channel_statistics`, never re-typed), the model,
-and the flip TTA when the model was trained with it. Decoding PNG/JPEG stays outside:
+and its test-time augmentation (`components.training.tta`). Decoding PNG/JPEG stays outside:
 TFLite has no builtin image decoder, and on a device the app's platform decodes.
 
 The route that converts (TF 2.16): the function is written as a SavedModel by Keras's
@@ -30,20 +30,20 @@ import numpy as np
 import tensorflow as tf
 
 from components.contract import IMAGE_SHAPE, TFLITE_INPUT, TFLITE_OUTPUT, TFLITE_SIGNATURE
+from components.training.tta import averaged_logits
 
 FLOAT16, INT8 = "float16", "int8"
 
 
 def _pixel_function(model: keras.Model, channel_mean: np.ndarray, channel_std: np.ndarray,
-                    tta_flip: bool):
+                    tta_flip: bool, tta_translate: int):
     mean = tf.constant(channel_mean, tf.float32)
     std = tf.constant(channel_std, tf.float32)
 
     def probabilities(pixels):
         images = (tf.cast(pixels, tf.float32) - mean) / std
-        logits = model(images, training=False)
-        if tta_flip:
-            logits = (logits + model(tf.reverse(images, axis=[2]), training=False)) / 2
+        logits = averaged_logits(lambda view: model(view, training=False), images,
+                                 tta_flip, tta_translate)
         return {TFLITE_OUTPUT: tf.nn.softmax(tf.cast(logits, tf.float32))}
 
     return probabilities
@@ -66,12 +66,13 @@ def representative_pixels(pixels: np.ndarray) -> np.ndarray:
 
 
 def convert(model: keras.Model, channel_mean: np.ndarray, channel_std: np.ndarray,
-            tta_flip: bool, variant: str, calibration_pixels: np.ndarray) -> bytes:
+            tta_flip: bool, variant: str, calibration_pixels: np.ndarray,
+            tta_translate: int = 0) -> bytes:
     """The TFLite flatbuffer of one variant. `calibration_pixels` (uint8 [N, 32, 32, 3],
     from the train split) calibrates int8's ranges; float16 does not use them."""
     if variant not in (FLOAT16, INT8):
         raise ValueError(f"TFLite variant {variant!r}: unknown (known: {FLOAT16}, {INT8})")
-    function = _pixel_function(model, channel_mean, channel_std, tta_flip)
+    function = _pixel_function(model, channel_mean, channel_std, tta_flip, tta_translate)
     with tempfile.TemporaryDirectory(prefix="tflite-") as work_dir:
         export_dir = os.path.join(work_dir, "saved_model")
         _write_archive(model, function, tf.uint8 if variant == FLOAT16 else tf.float32,

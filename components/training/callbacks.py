@@ -23,8 +23,10 @@ class TrainingClock(keras.callbacks.Callback):
     """Training-only seconds per epoch, apart from compilation, evaluation and
     checkpoints, and the time at which the eval accuracy first reaches `target`.
 
-    The first execution of a `fit` traces and compiles the step (XLA included): its
-    duration is `compile_seconds`, and the first epoch is timed from its end.
+    The first execution of the first `fit` traces and compiles the step (XLA
+    included): its duration is `compile_seconds`, and the first epoch is timed from
+    its end. A clock passed to several `fit` calls of one model (one epoch each) times
+    them as one run.
     """
 
     def __init__(self, steps_per_epoch: int, batch_size: int,
@@ -36,10 +38,12 @@ class TrainingClock(keras.callbacks.Callback):
         self.epoch_seconds: list = []  # training only; None when nothing was timed
         self.epoch_steps: list = []  # the steps those seconds cover
         self.target_reached: Optional[dict] = None
+        self.fit_started: Optional[float] = None
 
     def on_train_begin(self, logs=None):
-        self.fit_started = time.monotonic()
-        self._compiling = True
+        if self.fit_started is None:
+            self.fit_started = time.monotonic()
+        self._compiling = self.compile_seconds is None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._timed_from = time.monotonic()
@@ -118,10 +122,13 @@ class Progress(keras.callbacks.Callback):
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
         self.batch_size, self.max_steps = batch_size, max_steps
         self.warn_cpu, self.clock, self.stream = warn_cpu, clock, stream
+        self.started: Optional[float] = None
+        self.first_epoch: Optional[int] = None
 
     def on_train_begin(self, logs=None):
-        self.started = time.monotonic()
-        self.first_epoch = None
+        # Once per object: several one-epoch fits of one run report as one.
+        if self.started is None:
+            self.started = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:

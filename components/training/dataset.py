@@ -3,8 +3,9 @@ into memory once (50,000 images are 600 MB of float32), and the batches of an ep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -41,8 +42,31 @@ def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
+class AlternatingFlip(keras.callbacks.Callback):
+    """airbench94's flip: each image is flipped at random in the first epoch, drawn
+    once per image from `seed`, then the other way round on every other epoch. Keras
+    starts each epoch's iterator after `on_epoch_begin`, which sets the epoch the
+    batches read (also when a resumed run starts at a later epoch)."""
+
+    def __init__(self, image_count: int, seed=None):
+        super().__init__()
+        self.first_epoch_flips = tf.constant(
+            np.random.default_rng(seed).random(image_count) < 0.5)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+    def __call__(self, index: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+        """The batch of `images` at `index` as this epoch shows it."""
+        flip = tf.not_equal(tf.gather(self.first_epoch_flips, index),
+                            tf.equal(self.epoch % 2, 1))
+        return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
 def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
-                     seed=None) -> tf.data.Dataset:
+                     seed=None, alternating_flip: Optional[AlternatingFlip] = None
+                     ) -> tf.data.Dataset:
     """Full batches in a fresh order every epoch, from arrays held once.
 
     Only indices are shuffled and batched; each batch is a gather from the one copy of
@@ -50,11 +74,18 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
     set through it every epoch (600 MB for CIFAR-10), which on a GPU costs more than
     the epoch's training. Two batches are gathered ahead of the step."""
     held_images, held_labels = tf.constant(images), tf.constant(labels)
+
+    def batch_at(index):
+        batch_images = tf.gather(held_images, index)
+        if alternating_flip is not None:
+            batch_images = alternating_flip(index, batch_images)
+        return batch_images, tf.gather(held_labels, index)
+
     return without_autotune(
         tf.data.Dataset.range(len(labels))
         .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
-        .map(lambda index: (tf.gather(held_images, index), tf.gather(held_labels, index)))
+        .map(batch_at)
         .prefetch(2))
 
 

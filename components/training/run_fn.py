@@ -78,14 +78,15 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE),
                            "w") as metrics_file:
         json.dump({**metrics, "history": history}, metrics_file, indent=1)
-    progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with flip TTA "
+    progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with TTA "
                     f"{metrics['eval_accuracy_tta_flip']:.4f} ({len(eval_data[1])} images)")
     # The warmup requests are the first eval images, back to the PNGs clients send.
     warmup_pixels = warmup.pixels_from_transformed(
         eval_data[0][:max(warmup.WARMUP_BATCH_SIZES)], tft_output)
     export.export_serving_model(float32_copy(model, hparams), tft_output,
                                 fn_args.serving_model_dir, tta_flip=hparams.tta_flip,
-                                warmup_images=warmup.encode_pngs(warmup_pixels))
+                                warmup_images=warmup.encode_pngs(warmup_pixels),
+                                tta_translate=hparams.tta_translate)
 
 
 # How long a non-chief worker waits for the chief's export after their last step.

@@ -23,10 +23,11 @@ import keras
 from components import progress
 from components.training.callbacks import Progress, RestoreOnly, StopAtStep, TrainingClock
 from components.training.config import TrainingConfig
-from components.training.dataset import eval_batches, shuffled_batches
+from components.training.dataset import AlternatingFlip, eval_batches, shuffled_batches
 from components.training.device import TrainingSetup, describe, training_setup
 from components.training.recipe import (accuracy, build_training_model, compile_for_training,
-                                        global_dtype_policy)
+                                        finish_training, global_dtype_policy,
+                                        initialise_from_data, total_steps)
 from components.training.warm_start import read_weights_from_saved_model
 
 
@@ -52,13 +53,13 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     if steps_per_epoch == 0:
         raise ValueError(f"train split has {len(train_labels)} images, fewer than one "
                          f"batch of {hparams.batch_size}")
-    epochs = hparams.epochs
+    steps = total_steps(hparams, steps_per_epoch)
+    epochs = math.ceil(steps / steps_per_epoch)
     steps_per_execution = hparams.steps_per_execution
-    if hparams.max_steps:
-        epochs = min(epochs, math.ceil(hparams.max_steps / steps_per_epoch))
-        # The stop is checked once per execution: make it land on max_steps.
-        steps_per_execution = math.gcd(steps_per_execution, hparams.max_steps,
-                                       steps_per_epoch)
+    stop_at_step = steps if steps < epochs * steps_per_epoch else None
+    if stop_at_step:
+        # The stop is checked once per execution: make it land on the last step.
+        steps_per_execution = math.gcd(steps_per_execution, stop_at_step, steps_per_epoch)
     if strategy.num_replicas_in_sync > 1:
         # Keras 3.12's multi-step loop fails under MirroredStrategy ("You must feed a
         # value for placeholder tensor 'while/cond/Placeholder_1'"): one step per call.
@@ -74,6 +75,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
 
     with strategy.scope(), global_dtype_policy(policy):
         model = build_training_model(hparams)
+        initialise_from_data(model, hparams, train_images)
         if initial_weights_from:
             model.set_weights(read_weights_from_saved_model(build_training_model(hparams),
                                                             initial_weights_from))
@@ -87,8 +89,10 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
     shuffle_seed = hparams.seed
     if shuffle_seed is None and setup.workers > 1:
         shuffle_seed = SHARED_SHUFFLE_SEED
+    alternating_flip = (AlternatingFlip(len(train_labels), hparams.seed)
+                        if hparams.flip and hparams.alternating_flip else None)
     train_dataset = shuffled_batches(train_images, train_labels, hparams.batch_size,
-                                     seed=shuffle_seed)
+                                     seed=shuffle_seed, alternating_flip=alternating_flip)
     eval_dataset = eval_batches(*eval_data)
     clock = TrainingClock(steps_per_epoch, hparams.batch_size, hparams.target_accuracy
                           if hparams.eval_every_epoch else None)
@@ -100,11 +104,12 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         *([keras.callbacks.TensorBoard(os.path.join(model_run_dir, "logs"),
                                        update_freq="epoch")] if setup.is_chief else []),
         clock,
-        Progress(epochs, steps_per_epoch, hparams.batch_size, hparams.max_steps,
+        Progress(epochs, steps_per_epoch, hparams.batch_size, steps,
                  warn_cpu=not on_gpu, clock=clock, stream=stream),
+        *([alternating_flip] if alternating_flip else []),
     ]
-    if hparams.max_steps:
-        callbacks.append(StopAtStep(hparams.max_steps, steps_per_epoch))
+    if stop_at_step:
+        callbacks.append(StopAtStep(stop_at_step, steps_per_epoch))
     callbacks.extend(extra_callbacks)
     started = time.monotonic()
     # One pass over the indices per epoch: an execution ends where the data does, so
@@ -114,13 +119,15 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
                         validation_data=eval_dataset if hparams.eval_every_epoch else None)
     train_seconds = time.monotonic() - started
     steps = int(model.optimizer.iterations.numpy())
+    finish_training(model)
     if strategy.num_replicas_in_sync > 1:
         model = single_device_copy(model, hparams, policy)
 
     eval_images, eval_labels = eval_data
     metrics = {
-        "eval_accuracy": accuracy(model, eval_images, eval_labels, tta_flip=False),
-        "eval_accuracy_tta_flip": accuracy(model, eval_images, eval_labels, tta_flip=True),
+        "eval_accuracy": accuracy(model, eval_images, eval_labels),
+        "eval_accuracy_tta_flip": accuracy(model, eval_images, eval_labels, tta_flip=True,
+                                           tta_translate=hparams.tta_translate),
         "train_seconds": round(train_seconds, 1),
         **clock.summary(),
         "steps": steps,

@@ -8,7 +8,7 @@ import json
 from tfx.dsl.compiler import compiler
 
 from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT
-from components.training.config import TrainingConfig
+from components.training.config import training_config
 from pipeline.pipeline import Ingestion, Locations, create_pipeline
 from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig, ValidationConfig
 
@@ -23,7 +23,7 @@ def _compiled(tmp_path, **changes):
                             train_pattern="cifar-10-batches-py/data_batch_*",
                             test_pattern="cifar-10-batches-py/test_batch"),
         beam=BeamConfig(), transform=TransformConfig(), validation=ValidationConfig(),
-        training=TrainingConfig(epochs=1),
+        training=training_config("resnet9", epochs=1),
         evaluation=EvaluationConfig(accuracy_threshold=0.94, regression_confidence=0.9,
                                     regression_tolerance=0.002))
     arguments.update(changes)

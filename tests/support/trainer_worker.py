@@ -1,4 +1,5 @@
-"""TFX's Trainer executor in a process of its own, for the multi-worker test.
+"""TFX's Trainer executor in a process of its own (the multi-worker test, the fast
+recipe's test): `start_trainer` and `finish_trainer` run it.
 
 Usage: python -m tests.support.trainer_worker SETTINGS_JSON
 SETTINGS_JSON holds "transformed_examples" and "transform_graph" (artifact URIs), "model"
@@ -14,6 +15,8 @@ task.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 from tfx.components.trainer.executor import GenericExecutor
@@ -23,6 +26,30 @@ from tfx.utils import proto_utils
 
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
 from components.training.config import BACKUP_ROOT_KEY, TRAINING_KEY
+from tests.support.data import REPO_ROOT
+
+
+def start_trainer(settings: dict, log_prefix: str, tf_config=None) -> subprocess.Popen:
+    """The trainer's console goes to <log_prefix>.out and .err: files, not pipes, since
+    a worker blocked on a full pipe would stall its peers in their collectives."""
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    if tf_config:
+        environment["TF_CONFIG"] = json.dumps(tf_config)
+    with open(log_prefix + ".out", "w") as out, open(log_prefix + ".err", "w") as err:
+        trainer = subprocess.Popen([sys.executable, "-m", "tests.support.trainer_worker",
+                                    json.dumps(settings)], cwd=REPO_ROOT, env=environment,
+                                   stdout=out, stderr=err)
+    trainer.log_prefix = log_prefix
+    return trainer
+
+
+def finish_trainer(trainer: subprocess.Popen) -> str:
+    """The console output of a trainer that exited 0."""
+    trainer.wait(timeout=600)
+    with open(trainer.log_prefix + ".out") as out, open(trainer.log_prefix + ".err") as err:
+        output, errors = out.read(), err.read()
+    assert trainer.returncode == 0, output[-3000:] + errors[-5000:]
+    return output
 
 
 def _artifact(artifact_type, uri: str, split_names=None):

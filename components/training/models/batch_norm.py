@@ -27,9 +27,9 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def _fused(self, inputs, training, mask) -> bool:
         """Whether this call can take the fused kernel: training a trainable layer,
-        on TensorFlow, normalising the last axis of an NHWC batch, without a mask."""
-        return bool(training and self.trainable and mask is None and self.scale
-                    and self.center and not self.synchronized
+        on TensorFlow, normalising the last axis of an NHWC batch, without a mask,
+        with or without its scale and centre."""
+        return bool(training and self.trainable and mask is None and not self.synchronized
                     and keras.backend.backend() == "tensorflow"
                     and len(inputs.shape) == 4 and self.axis in (-1, 3))
 
@@ -38,8 +38,13 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         from components.training.models.backend_kernels import fused_batch_norm_training
 
-        outputs, mean, variance = fused_batch_norm_training(
-            inputs, self.gamma, self.beta, self.epsilon)
+        # A frozen scale (or centre) is a layer without that variable; the kernel takes
+        # ones (zeros) in its place and stays the one fused kernel.
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else keras.ops.ones((channels,))
+        beta = self.beta if self.center else keras.ops.zeros((channels,))
+        outputs, mean, variance = fused_batch_norm_training(inputs, gamma, beta,
+                                                            self.epsilon)
         self.moving_mean.assign(self.moving_mean * self.momentum
                                 + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum

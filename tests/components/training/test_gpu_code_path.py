@@ -11,16 +11,17 @@ import sys
 import keras
 import numpy as np
 
-from components.training.config import TrainingConfig
+from components.training.config import training_config
 from components.training.recipe import float32_copy
 from components.training.train import train
 from tests.support.data import REPO_ROOT, learnable_dataset
 
 
 def test_mixed_float16_with_xla_trains_and_exports_in_float32(tmp_path, capsys):
-    settings = TrainingConfig(epochs=2, batch_size=16, mixed_precision="float16", xla="on",
-                              steps_per_execution=2, lr_knots=(0.0, 1.0, 2.0),
-                              lr_values=(0.01, 0.05, 0.0), target_accuracy=0.0, seed=0)
+    settings = training_config("resnet9", epochs=2, batch_size=16,
+                               mixed_precision="float16", xla="on", steps_per_execution=2,
+                               lr_knots=(0.0, 1.0, 2.0), lr_values=(0.01, 0.05, 0.0),
+                               target_accuracy=0.0, seed=0)
     train_data, eval_data = learnable_dataset(64, seed=0), learnable_dataset(32, seed=1)
     try:
         model, history, metrics = train(settings, train_data, eval_data,
@@ -63,8 +64,8 @@ def test_mixed_float16_with_xla_trains_and_exports_in_float32(tmp_path, capsys):
 
 
 def test_the_target_is_the_first_epoch_whose_eval_accuracy_reaches_it(tmp_path):
-    settings = TrainingConfig(epochs=3, batch_size=32, lr_knots=(0.0, 1.0, 3.0),
-                              lr_values=(0.005, 0.025, 0.0), target_accuracy=0.5, seed=0)
+    settings = training_config("resnet9", epochs=3, batch_size=32, lr_knots=(0.0, 1.0, 3.0),
+                               lr_values=(0.005, 0.025, 0.0), target_accuracy=0.5, seed=0)
     _, history, metrics = train(settings, learnable_dataset(128, seed=0),
                                 learnable_dataset(64, seed=1), str(tmp_path / "run"),
                                 str(tmp_path / "backup"))

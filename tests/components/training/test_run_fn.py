@@ -8,38 +8,13 @@ import dataclasses
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 from tfx.utils import path_utils
 
 from components.contract import TRAINING_METRICS_FILE, WARMUP_REQUESTS_FILE
 from tests.support.server_process import free_port
-from tests.support.data import REPO_ROOT
-
-
-def _start_trainer(settings: dict, log_prefix: str, tf_config=None) -> subprocess.Popen:
-    """The trainer's console goes to <log_prefix>.out and .err: files, not pipes, since
-    a worker blocked on a full pipe would stall its peers in their collectives."""
-    environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
-    if tf_config:
-        environment["TF_CONFIG"] = json.dumps(tf_config)
-    with open(log_prefix + ".out", "w") as out, open(log_prefix + ".err", "w") as err:
-        trainer = subprocess.Popen([sys.executable, "-m", "tests.support.trainer_worker",
-                                    json.dumps(settings)], cwd=REPO_ROOT, env=environment,
-                                   stdout=out, stderr=err)
-    trainer.log_prefix = log_prefix
-    return trainer
-
-
-def _finish(trainer: subprocess.Popen) -> str:
-    """The console output of a trainer that exited 0."""
-    trainer.wait(timeout=600)
-    with open(trainer.log_prefix + ".out") as out, open(trainer.log_prefix + ".err") as err:
-        output, errors = out.read(), err.read()
-    assert trainer.returncode == 0, output[-3000:] + errors[-5000:]
-    return output
+from tests.support.trainer_worker import finish_trainer, start_trainer
 
 
 def test_two_workers_train_as_mirrored_over_two_cpus_and_only_the_chief_writes(
@@ -64,12 +39,12 @@ def test_two_workers_train_as_mirrored_over_two_cpus_and_only_the_chief_writes(
     shared = str(tmp_path / "workers")
     # As on Vertex, every worker gets the same model and backup locations; each its own
     # model_run location here, to show which writes there.
-    workers = [_start_trainer(settings(shared, f"model_run-{index}", "multi_worker_mirrored"),
+    workers = [start_trainer(settings(shared, f"model_run-{index}", "multi_worker_mirrored"),
                               str(tmp_path / f"worker-{index}"),
                               {"cluster": cluster, "task": {"type": "worker", "index": index}})
                for index in range(2)]
-    chief_output, other_output = [_finish(worker) for worker in workers]
-    mirrored_output = _finish(_start_trainer(
+    chief_output, other_output = [finish_trainer(worker) for worker in workers]
+    mirrored_output = finish_trainer(start_trainer(
         settings(str(tmp_path / "mirrored"), "model_run", "mirrored", mirrored_cpus=2),
         str(tmp_path / "mirrored-trainer")))
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from components.data import cifar10_format
-from components.training.config import TrainingConfig
+from components.training.config import training_config
 from components.training.train import train
 from tests.support.data import REPO_ROOT, SHARED_SAMPLE, learnable_dataset, sample_available
 
@@ -49,8 +49,9 @@ def test_a_short_cpu_schedule_learns(tmp_path, capsys):
         print("../shared/cifar10-sample not found: learning on the synthetic dataset")
         train_data, eval_data = learnable_dataset(2048, seed=0), learnable_dataset(500, seed=1)
         floor = 0.90  # measured: 100%
-    settings = TrainingConfig(epochs=3, batch_size=128, lr_knots=(0.0, 0.625, 3.0),
-                              lr_values=(0.02, 0.1, 0.0), eval_every_epoch=False, seed=0)
+    settings = training_config("resnet9", epochs=3, batch_size=128, lr_knots=(0.0, 0.625,
+                               3.0), lr_values=(0.02, 0.1, 0.0), eval_every_epoch=False,
+                               seed=0)
 
     _, history, metrics = train(settings, train_data, eval_data, str(tmp_path / "run"),
                                 str(tmp_path / "backup"))
