@@ -87,6 +87,9 @@ def make_optimizer(model: keras.Model, hparams: TrainingConfig,
         optimizer.track_in_lookahead([
             variable for variable in model.non_trainable_variables
             if "float" in str(variable.dtype)])
+    # Built now, outside any compiled step: the averages copy the weights as they are
+    # (XLA cannot lift that copy out of the step, as it lifts zero-filled variables).
+    optimizer.build(model.trainable_variables)
     return optimizer
 
 
@@ -136,8 +139,10 @@ def compile_for_training(model: keras.Model, hparams: TrainingConfig, steps_per_
 def finish_training(model: keras.Model) -> None:
     """What the recipe does after its last step: the lookahead's averages become the
     model."""
-    if isinstance(model.optimizer, TorchSGD):
-        model.optimizer.finish()
+    # Under float16, Keras wraps the optimizer in a LossScaleOptimizer.
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    if isinstance(optimizer, TorchSGD):
+        optimizer.finish()
 
 
 def float32_copy(model: keras.Model, hparams: TrainingConfig) -> keras.Model:

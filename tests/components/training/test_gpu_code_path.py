@@ -127,3 +127,26 @@ def test_the_model_code_trains_under_the_jax_backend():
     assert report["changed"] == report["weights"]
     assert report["augmented_differs"]
     assert not report["tensorflow_loaded"]
+
+
+def test_the_fast_recipe_trains_in_mixed_float16_under_xla(tmp_path):
+    """airbench94's step (lookahead, the stopped whitening bias, the alternating flip)
+    compiles under XLA with loss scaling, as on a GPU."""
+    settings = training_config("airbench94", epochs=2.75, batch_size=16,
+                               lr_knots=(0.0, 0.5, 2.75), mixed_precision="float16",
+                               xla="on", whiten_bias_epochs=1.0, eval_every_epoch=False,
+                               seed=0)
+    train_data, eval_data = learnable_dataset(64, seed=0), learnable_dataset(32, seed=1)
+    try:
+        model, history, metrics = train(settings, train_data, eval_data,
+                                        str(tmp_path / "run"), str(tmp_path / "backup"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert metrics["xla"] is True and metrics["steps"] == 11
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert all(np.isfinite(history["loss"])) and np.isfinite(metrics["eval_accuracy"])
+    # The model ends on the lookahead's averages (last taken at step 10), through the
+    # loss scaling.
+    averages = model.optimizer.inner_optimizer.averages
+    for weight, average in zip(model.trainable_variables, averages):
+        np.testing.assert_array_equal(weight.numpy(), average.numpy())
