@@ -88,13 +88,14 @@ class TorchSGD(keras.optimizers.Optimizer):
         rate = ops.cast(learning_rate * scale, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         buffer = self.momentums[index]
+        current_buffer = ops.convert_to_tensor(buffer)  # JAX's where takes no variable
         direction = gradient + (self.coupled_weight_decay / scale) * variable
-        new_buffer = self.momentum * buffer + direction
+        new_buffer = self.momentum * current_buffer + direction
         step = direction + self.momentum * new_buffer if self.nesterov else new_buffer
         last_step = self._last_steps[index]
         if last_step is not None:
             training = ops.less(self.iterations, last_step)
-            new_buffer = ops.where(training, new_buffer, buffer)
+            new_buffer = ops.where(training, new_buffer, current_buffer)
             step = ops.where(training, step, ops.zeros_like(step))
         self.assign(buffer, new_buffer)
         self.assign_sub(variable, rate * step)
@@ -112,14 +113,15 @@ class TorchSGD(keras.optimizers.Optimizer):
         decay = self.lookahead_decay ** self.lookahead_every * (step / self.total_steps) ** 3
         blend = ops.where(due, 1.0 - decay, 0.0)
         for average, target in zip(self.averages, self._lookahead_targets.variables):
-            new_average = average + ops.cast(blend, average.dtype) * (target - average)
+            current = ops.convert_to_tensor(target)
+            new_average = average + ops.cast(blend, average.dtype) * (current - average)
             self.assign(average, new_average)
-            target.assign(ops.where(due, new_average, target))
+            target.assign(ops.where(due, new_average, current))
 
     def finish(self) -> None:
         """The model ends on the averages (airbench's final update with decay 1)."""
         for average, target in zip(self.averages, self._lookahead_targets.variables):
-            target.assign(average)
+            target.assign(ops.copy(ops.convert_to_tensor(average)))  # a buffer of its own
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum,
@@ -130,10 +132,12 @@ class TorchSGD(keras.optimizers.Optimizer):
 
 
 class _CopyOf(keras.initializers.Initializer):
-    """The value `variable` holds now."""
+    """The value `variable` holds now, in a buffer of its own (JAX donates each
+    variable's buffer to the step: two variables must not share one)."""
 
     def __init__(self, variable):
         self.variable = variable
 
     def __call__(self, shape, dtype=None):
-        return ops.cast(ops.convert_to_tensor(self.variable), dtype or self.variable.dtype)
+        return ops.copy(ops.cast(ops.convert_to_tensor(self.variable),
+                                 dtype or self.variable.dtype))

@@ -150,3 +150,43 @@ def test_the_fast_recipe_trains_in_mixed_float16_under_xla(tmp_path):
     averages = model.optimizer.inner_optimizer.averages
     for weight, average in zip(model.trainable_variables, averages):
         np.testing.assert_array_equal(weight.numpy(), average.numpy())
+
+
+_JAX_FAST_RECIPE = """
+import json
+import numpy as np
+from benchmarks.train_recipe import _fit_with_jax
+from components.training.config import training_config
+rng = np.random.default_rng(0)
+data = {"train": (rng.normal(size=(64, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 64)),
+        "test": (rng.normal(size=(16, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 16))}
+settings = training_config("airbench94", epochs=2.75, batch_size=16, lr_knots=(0, 0.5, 2.75),
+                           whiten_bias_epochs=1.0, seed=0)
+model, history, metrics = _fit_with_jax(settings, data)
+optimizer = model.optimizer
+print(json.dumps({
+    "steps": int(optimizer.iterations), "loss": history["loss"],
+    "epoch_steps": metrics["epoch_steps"],
+    "on_averages": all(np.array_equal(np.asarray(weight), np.asarray(average))
+                       for weight, average in zip(model.trainable_variables,
+                                                  optimizer.averages)),
+    "whitening": float(np.abs(np.asarray(model.get_layer("whiten").kernel)).max()),
+    "tta_accuracy": metrics["eval_accuracy_tta_flip"],
+}))
+"""
+
+
+def test_the_gpu_kits_fast_recipe_trains_under_the_jax_backend():
+    """benchmarks/train_recipe.py --recipe fast under KERAS_BACKEND=jax, as the GPU kit
+    runs it: whitening from the data, one fit per epoch with the alternating flip, the
+    last epoch a part, and the model on the lookahead's averages (last at step 10 of 11).
+    (keras.utils.set_random_seed imports TensorFlow where it is installed, to seed it
+    too; the GPU machines have none.)"""
+    result = subprocess.run([sys.executable, "-c", _JAX_FAST_RECIPE], cwd=REPO_ROOT,
+                            env={**os.environ, "KERAS_BACKEND": "jax"},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["steps"] == 11 and len(report["loss"]) == 3
+    assert all(np.isfinite(report["loss"])) and 0 <= report["tta_accuracy"] <= 1
+    assert report["on_averages"] and report["whitening"] > 0.1
