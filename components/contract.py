@@ -104,7 +104,7 @@ VERSION_LABELS = (STABLE_LABEL, CANARY_LABEL)
 # blessed version under <serving_model_dir>/tflite/<model name>/<version>/ (the same
 # version number as the SavedModel's). Each takes uint8 pixels [N, 32, 32, 3] (decoding
 # PNG/JPEG is the app's job) and returns PROBABILITIES_OUTPUT [N, NUM_CLASSES]; the
-# Transform's Z-score (and the flip TTA when trained with it) is inside.
+# Transform's Z-score (and the model's test-time augmentation) is inside.
 TFLITE_DIR = "tflite"
 TFLITE_VARIANTS = ("float16", "int8")  # float16 weights; full-integer with uint8 input
 TFLITE_SIGNATURE = "serving_tflite"

@@ -57,7 +57,7 @@ def _training(component: dict) -> str:
                                                 TRAINING_METRICS_FILE)))
     figure = f"eval accuracy {100 * metrics['eval_accuracy']:.2f}%"
     if metrics.get("eval_accuracy_tta_flip") is not None:
-        figure += f", with flip TTA {100 * metrics['eval_accuracy_tta_flip']:.2f}%"
+        figure += f", with TTA {100 * metrics['eval_accuracy_tta_flip']:.2f}%"
     return figure
 
 

@@ -4,8 +4,8 @@ as an app on a device would run it: `python -m serving predict --tflite PATH IMA
 The files are decoded as the exported graph decodes them (`tf.io.decode_image`, three
 channels, a GIF refused) and a size other than 32x32 is refused, as the graph refuses
 it: the converted model takes uint8 pixels and holds the rest (the Z-score, the model,
-the flip TTA). The class names are the `labels.txt` beside the model, as a device app
-reads them, or the contract's when there is none.
+its test-time augmentation). The class names are the `labels.txt` beside the model, as
+a device app reads them, or the contract's when there is none.
 """
 
 from __future__ import annotations
