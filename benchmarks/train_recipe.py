@@ -23,6 +23,12 @@ the reference keeps PyTorch's own initialisation, the project uses `--initialize
 `--compare-initializer` (he_uniform), after the reference, so that the first two
 trainings already answer the main question.
 
+`--recipe fast` trains the fast profile's airbench94 recipe instead (9.9 epochs of
+1,024, its six-view TTA in the "TTA" figure), with no reference: on
+`../shared/cifar10-full/cifar10_png.npz` its accuracy is CIFAR-10 test accuracy, and
+`--holdout 5000` scores on the last 5,000 training images instead, to choose settings.
+The summary gives every seed, the mean and the standard deviation.
+
 Each child prints its epoch lines (training-only seconds, images/s, eval accuracy) to
 stderr and one JSON line; this script prints both, per seed and as means, with the
 ratios, and rewrites `--out` as each training ends, so a run cut short keeps what
