@@ -15,11 +15,18 @@ import re
 import typing
 from typing import Optional, Tuple
 
-from components.data.cifar10_format import PYTHON_LAYOUT
+from components.data.cifar10_format import BINARY_LAYOUT, PYTHON_LAYOUT
 from components.data.source import DEFAULT_CACHE_DIR
 from components.monitoring.config import MonitoringConfig
-from components.tflite.config import ExportConfig
+from components.tflite.config import TFLiteConfig
 from components.training.config import TrainingConfig, training_config
+
+# The values the named settings take (their sections' `problem` checks them).
+ORCHESTRATORS = ("local", "beam")
+LAYOUTS = (PYTHON_LAYOUT, BINARY_LAYOUT)
+DIRECT_RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+INFRA_VALIDATION = ("auto", "docker", "in_process", "off")
+_ACCELERATOR = re.compile(r"^[A-Z][A-Z0-9_]*:[1-9][0-9]*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,13 @@ class DataConfig:
     download_url: Optional[str] = None
     download_md5: Optional[str] = None
 
+    def problem(self) -> str:
+        if self.layout not in LAYOUTS:
+            return f"data.layout: {self.layout!r} unknown (known: {', '.join(LAYOUTS)})"
+        if self.images_per_file is not None and self.images_per_file < 1:
+            return f"data.images_per_file: must be >= 1 (or unset), got {self.images_per_file}"
+        return ""
+
 
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
@@ -49,6 +63,15 @@ class BeamConfig:
     # Passed through unchanged after the flags above, e.g. Dataflow's
     # ("--project=...", "--region=...", "--temp_location=gs://...").
     extra_args: Tuple[str, ...] = ()
+
+    def problem(self) -> str:
+        if self.direct_running_mode not in DIRECT_RUNNING_MODES:
+            return (f"beam.direct_running_mode: {self.direct_running_mode!r} unknown "
+                    f"(known: {', '.join(DIRECT_RUNNING_MODES)})")
+        if self.direct_num_workers < 0:
+            return (f"beam.direct_num_workers: must be >= 0 (0: one per core), "
+                    f"got {self.direct_num_workers}")
+        return ""
 
     def pipeline_args(self) -> list:
         args = [f"--runner={self.runner}"]
@@ -64,6 +87,9 @@ class TransformConfig:
     # image cost minutes and duplicate StatisticsGen; off unless asked for.
     disable_statistics: bool = True
 
+    def problem(self) -> str:
+        return ""  # one bool, typed as it is set
+
 
 @dataclasses.dataclass(frozen=True)
 class ValidationConfig:
@@ -76,6 +102,12 @@ class ValidationConfig:
     # With span data: the largest difference of one class's share of a split between
     # the new span and the previous one (L-infinity distance) that is not drift.
     label_drift_threshold: float = 0.1
+
+    def problem(self) -> str:
+        if not 0.0 < self.label_drift_threshold <= 1.0:
+            return (f"validation.label_drift_threshold: must be within (0, 1], "
+                    f"got {self.label_drift_threshold}")
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +122,18 @@ class EvaluationConfig:
     # ... or worse by more than this fraction of the test images (0.005: half a point).
     regression_tolerance: float = 0.005
 
+    def problem(self) -> str:
+        if not 0.0 <= self.accuracy_threshold <= 1.0:
+            return (f"evaluation.accuracy_threshold: must be within [0, 1], "
+                    f"got {self.accuracy_threshold}")
+        if not 0.5 <= self.regression_confidence <= 1.0:
+            return (f"evaluation.regression_confidence: must be within [0.5, 1], "
+                    f"got {self.regression_confidence}")
+        if self.regression_tolerance < 0.0:
+            return (f"evaluation.regression_tolerance: must be >= 0, "
+                    f"got {self.regression_tolerance}")
+        return ""
+
 
 @dataclasses.dataclass(frozen=True)
 class RetrainingConfig:
@@ -101,6 +145,12 @@ class RetrainingConfig:
     # (with the same schedule). Off: every model is trained from scratch, as in the
     # recipe.
     warm_start: bool = False
+
+    def problem(self) -> str:
+        if self.training_spans < 0:
+            return (f"retraining.training_spans: must be >= 0 (0: every span), "
+                    f"got {self.training_spans}")
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +168,20 @@ class ScheduleConfig:
     catchup: bool = False
     # One run at a time: two runs would race for the same spans and serving path.
     max_active_runs: int = 1
+
+    def problem(self) -> str:
+        try:
+            datetime.date.fromisoformat(self.start_date)
+        except ValueError:
+            return (f"schedule.start_date: expected an ISO date (YYYY-MM-DD), got "
+                    f"{self.start_date!r}")
+        if not self.cron.startswith("@") and len(self.cron.split()) != 5:
+            return f"schedule.cron: expected five cron fields or an @preset, got {self.cron!r}"
+        if self.retries < 0 or self.retry_delay_minutes < 0:
+            return "schedule.retries and schedule.retry_delay_minutes: must be >= 0"
+        if self.max_active_runs < 1:
+            return f"schedule.max_active_runs: must be >= 1, got {self.max_active_runs}"
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,12 +217,32 @@ class KubeflowConfig:
 
     def accelerator(self, component: str) -> Optional[Tuple[str, int]]:
         """(type, count) of `component`'s accelerator ("trainer" or "evaluator"), or
-        None for none; the setting is known to be well-formed (`_check`)."""
+        None for none; the setting is known to be well-formed (`problem`)."""
         setting = getattr(self, f"{component}_accelerator")
         if not setting:
             return None
         accelerator_type, _, count = setting.rpartition(":")
         return accelerator_type, int(count)
+
+    def problem(self) -> str:
+        for component in ("trainer", "evaluator"):
+            accelerator = getattr(self, f"{component}_accelerator")
+            if accelerator and not _ACCELERATOR.match(accelerator):
+                return (f"kubeflow.{component}_accelerator: expected TYPE:COUNT with a "
+                        f"positive count (e.g. NVIDIA_TESLA_T4:1) or '' for none, "
+                        f"got {accelerator!r}")
+            for resource in ("cpu", "memory"):
+                unit = "_gb" if resource == "memory" else ""
+                request_field = f"{component}_{resource}_request{unit}"
+                limit_field = f"{component}_{resource}_limit{unit}"
+                request, limit = getattr(self, request_field), getattr(self, limit_field)
+                for name, value in ((request_field, request), (limit_field, limit)):
+                    if not 0.0 <= value < float("inf"):
+                        return f"kubeflow.{name}: must be >= 0 (0: unset), got {value}"
+                if request and limit and request > limit:
+                    return (f"kubeflow.{request_field}: {request} is over "
+                            f"kubeflow.{limit_field} ({limit})")
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +257,15 @@ class PushConfig:
     # InfraValidator; in_process: always the ServingLoadCheck; off: neither.
     infra_validation: str = "auto"
     serving_image_tag: str = "2.16.1"
+
+    def problem(self) -> str:
+        if self.infra_validation not in INFRA_VALIDATION:
+            return (f"push.infra_validation: {self.infra_validation!r} unknown (known: "
+                    f"{', '.join(INFRA_VALIDATION)})")
+        if not self.model_name or "/" in self.model_name:
+            return (f"push.model_name: must be a non-empty name without '/', "
+                    f"got {self.model_name!r}")
+        return ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +291,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     push: PushConfig = PushConfig()
     # On-device TensorFlow Lite variants of every trained model (components/tflite/).
-    export: ExportConfig = ExportConfig()
+    tflite: TFLiteConfig = TFLiteConfig()
     retraining: RetrainingConfig = RetrainingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     kubeflow: KubeflowConfig = KubeflowConfig()
@@ -249,8 +342,8 @@ PROFILES = {
         monitoring=MonitoringConfig(class_share_threshold=0.35,
                                     confidence_divergence_threshold=0.3),
         # Converting and checking two TFLite variants adds ~20 s to a run of seconds:
-        # on with --set export.tflite_variants=float16,int8.
-        export=ExportConfig(tflite_variants=()),
+        # on with --set tflite.variants=float16,int8.
+        tflite=TFLiteConfig(variants=()),
     ),
 }
 for _model in ("resnet20", "resnet56", "resnet110", "plain20", "plain56", "plain110"):
@@ -291,7 +384,17 @@ def _convert(text: str, field_type, field_path: str):
     return text
 
 
+# Settings renamed: the old name is refused with the new one.
+RENAMED = {"export": "tflite", "export.tflite_variants": "tflite.variants",
+           "export.tflite_max_drop": "tflite.max_drop",
+           "export.tflite_representative_images": "tflite.representative_images"}
+
+
 def _override(config, path: list, text: str, full_path: str):
+    if full_path in RENAMED or (path[0] in RENAMED and isinstance(config, PipelineConfig)):
+        new_name = RENAMED.get(full_path, RENAMED[path[0]])
+        raise ConfigError(f"{full_path}: renamed {new_name}"
+                          + (f" (--set {new_name}=...)" if "." in new_name else ""))
     hints = typing.get_type_hints(type(config))
     name = path[0]
     if name not in hints or not any(f.name == name for f in dataclasses.fields(config)):
@@ -337,63 +440,12 @@ def with_beam_args(config: PipelineConfig, beam_args) -> PipelineConfig:
 
 
 def _check(config: PipelineConfig) -> None:
-    evaluation = config.evaluation
-    if not 0.0 <= evaluation.accuracy_threshold <= 1.0:
-        raise ConfigError(f"evaluation.accuracy_threshold: must be within [0, 1], "
-                          f"got {evaluation.accuracy_threshold}")
-    if not 0.5 <= evaluation.regression_confidence <= 1.0:
-        raise ConfigError(f"evaluation.regression_confidence: must be within [0.5, 1], "
-                          f"got {evaluation.regression_confidence}")
-    if evaluation.regression_tolerance < 0.0:
-        raise ConfigError(f"evaluation.regression_tolerance: must be >= 0, "
-                          f"got {evaluation.regression_tolerance}")
-    if not 0.0 < config.validation.label_drift_threshold <= 1.0:
-        raise ConfigError(f"validation.label_drift_threshold: must be within (0, 1], "
-                          f"got {config.validation.label_drift_threshold}")
-    if config.push.infra_validation not in ("auto", "docker", "in_process", "off"):
-        raise ConfigError(f"push.infra_validation: {config.push.infra_validation!r} is not "
-                          f"auto, docker, in_process or off")
-    if config.retraining.training_spans < 0:
-        raise ConfigError(f"retraining.training_spans: must be >= 0 (0: every span), "
-                          f"got {config.retraining.training_spans}")
-    schedule = config.schedule
-    try:
-        datetime.date.fromisoformat(schedule.start_date)
-    except ValueError:
-        raise ConfigError(f"schedule.start_date: expected an ISO date (YYYY-MM-DD), got "
-                          f"{schedule.start_date!r}") from None
-    if not schedule.cron.startswith("@") and len(schedule.cron.split()) != 5:
-        raise ConfigError(f"schedule.cron: expected five cron fields or an @preset, got "
-                          f"{schedule.cron!r}")
-    if schedule.retries < 0 or schedule.retry_delay_minutes < 0:
-        raise ConfigError("schedule.retries and schedule.retry_delay_minutes: must be >= 0")
-    if not config.push.model_name or "/" in config.push.model_name:
-        raise ConfigError(f"push.model_name: must be a non-empty name without '/', "
-                          f"got {config.push.model_name!r}")
-    for section in (config.training, config.monitoring, config.export):
-        if problem := section.problem():
+    """Every section checks its own fields: a bad value is refused here, when the
+    config loads, before any component runs or any folder is written."""
+    if config.orchestrator not in ORCHESTRATORS:
+        raise ConfigError(f"orchestrator: {config.orchestrator!r} unknown (known: "
+                          f"{', '.join(ORCHESTRATORS)})")
+    for field in dataclasses.fields(config):
+        section = getattr(config, field.name)
+        if dataclasses.is_dataclass(section) and (problem := section.problem()):
             raise ConfigError(problem)
-    _check_kubeflow_resources(config.kubeflow)
-
-
-_ACCELERATOR = re.compile(r"^[A-Z][A-Z0-9_]*:[1-9][0-9]*$")
-
-
-def _check_kubeflow_resources(kubeflow: KubeflowConfig) -> None:
-    for component in ("trainer", "evaluator"):
-        accelerator = getattr(kubeflow, f"{component}_accelerator")
-        if accelerator and not _ACCELERATOR.match(accelerator):
-            raise ConfigError(f"kubeflow.{component}_accelerator: expected TYPE:COUNT with a "
-                              f"positive count (e.g. NVIDIA_TESLA_T4:1) or '' for none, "
-                              f"got {accelerator!r}")
-        for resource in ("cpu", "memory"):
-            unit = "_gb" if resource == "memory" else ""
-            request_field = f"{component}_{resource}_request{unit}"
-            limit_field = f"{component}_{resource}_limit{unit}"
-            request, limit = getattr(kubeflow, request_field), getattr(kubeflow, limit_field)
-            for name, value in ((request_field, request), (limit_field, limit)):
-                if not 0.0 <= value < float("inf"):
-                    raise ConfigError(f"kubeflow.{name}: must be >= 0 (0: unset), got {value}")
-            if request and limit and request > limit:
-                raise ConfigError(f"kubeflow.{request_field}: {request} is over "
-                                  f"kubeflow.{limit_field} ({limit})")

@@ -60,7 +60,7 @@ def run_pipeline(data_dir: str, output_dir: str, epochs: int) -> None:
         "--output-dir", output_dir, "--set", "data.images_per_file=none",
         "--set", f"training.epochs={epochs}", "--set", "training.batch_size=128",
         "--set", f"training.lr_knots=0,{max(1, epochs * 5 // 24)},{epochs}",
-        "--set", "training.lr_values=0,0.1,0", "--set", "export.tflite_variants=float16,int8",
+        "--set", "training.lr_values=0,0.1,0", "--set", "tflite.variants=float16,int8",
         "--set", "push.infra_validation=off"], cwd=REPO_ROOT, check=True)
 
 

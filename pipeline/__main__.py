@@ -35,7 +35,7 @@ from typing import Optional
 # Nothing imported here imports TensorFlow: its runtime settings depend on the config
 # (training.device) and must be in the environment before it loads.
 import pipeline_config
-from components import progress
+from components import console
 from components.data.cifar10_format import Cifar10DataError
 from components.training import runtime
 from pipeline.run_lock import RunLockedError
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                      "omitted: download the official archive into the cache")
     run.add_argument("--output-dir", help="where pipeline_root/ and metadata.sqlite go")
     run.add_argument("--cache-dir", help="where downloads and extracted archives go")
-    run.add_argument("--orchestrator", choices=["local", "beam"],
+    run.add_argument("--orchestrator", choices=pipeline_config.ORCHESTRATORS,
                      help="LocalDagRunner (default) or TFX's BeamDagRunner")
     run.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
     run.add_argument("--to-node", dest="to_nodes", action="append", default=[],
@@ -179,7 +179,7 @@ def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
         index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
                              config.output_dir, config.profile, started_ms)
     except Exception as error:  # the run's own outcome matters more than its report
-        progress.error(f"warning: the run report was not written: "
+        console.error(f"warning: the run report was not written: "
                        f"{type(error).__name__}: {error}")
         return None
     if index:
@@ -285,7 +285,7 @@ def _score(args, beam_args) -> int:
         try:
             summary = score.score(config, args.data_dir, args.model, on_start)
         except ScoringInputError as error:
-            progress.error(f"error: {error}")
+            console.error(f"error: {error}")
             return 2, None
         score.print_summary(summary)
         return 0, os.path.basename(os.path.dirname(summary["predictions"]))
@@ -298,13 +298,13 @@ def _score(args, beam_args) -> int:
             status, folder = scored(lambda: run_log.settle(config.output_dir))
         except Exception:
             traceback.print_exc()  # into the log
-            progress.error(f"error: scoring failed; the traceback and the whole output: "
+            console.error(f"error: scoring failed; the traceback and the whole output: "
                            f"{run_log.path}")
             return 1
         if not run_log.settled:
             os.remove(run_log.path)  # refused before it began: nothing to keep
         elif folder:
-            progress.report(f"Log: {run_log.name_after(f'score-{folder}')}")
+            console.report(f"Log: {run_log.name_after(f'score-{folder}')}")
     return status
 
 
@@ -331,7 +331,7 @@ def _stopped_at_once(run_log: Optional[RunLog]):
                      f"{run_log.name_after(f'score-{stamp}-interrupted')}")
         elif run_log is not None:
             os.remove(run_log.path)  # stopped before it began: nothing to keep
-        progress.error(f"Interrupted ({signal.Signals(signum).name}): nothing was "
+        console.error(f"Interrupted ({signal.Signals(signum).name}): nothing was "
                        f"written{where}")
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
@@ -379,7 +379,7 @@ def main(argv=None) -> int:
 
 class Console:
     """Where the run's summary goes: the terminal (`out`), and the log file beside it
-    when there is one (`run_log`). Other lines go through components.progress, which
+    when there is one (`run_log`). Other lines go through components.console, which
     echoes them on the terminal."""
 
     def __init__(self, out, run_log: Optional[RunLog] = None) -> None:
@@ -389,7 +389,7 @@ class Console:
         """Moves the log into the output directory, now that the run begins."""
         if self.run_log is not None:
             path = self.run_log.settle(output_dir)
-            progress.report(f"Log: {path} (everything; named after the run id when it ends)")
+            console.report(f"Log: {path} (everything; named after the run id when it ends)")
 
     def name_log_after(self, report_index: Optional[str], run_summary: dict) -> None:
         """Names the log as the run's report folder (its run id) and adds its path to
@@ -407,7 +407,7 @@ class Console:
         summary.print_report(run_summary, self.out, artifacts=self.run_log is None)
 
 
-def _run(config, args, console: Console) -> int:
+def _run(config, args, run_console: Console) -> int:
     """Runs the pipeline; returns the exit status."""
     runtime.prepare_tensorflow(config.training.device)
     from components.training.device import TrainingDeviceError
@@ -418,7 +418,7 @@ def _run(config, args, console: Console) -> int:
     def on_start() -> None:
         # Once the data is checked: the handler imports TFX, which takes seconds.
         from pipeline.component_lines import ComponentLines
-        console.start_log(config.output_dir)
+        run_console.start_log(config.output_dir)
         component_lines.append(ComponentLines(
             os.path.abspath(config.metadata_path), config.pipeline_name,
             config.pipeline_root, args.progress_every))
@@ -427,53 +427,53 @@ def _run(config, args, console: Console) -> int:
     try:
         run_summary = local_runner.run(config, args.to_nodes, on_start=on_start)
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
-        progress.error(f"error: {error}")
+        console.error(f"error: {error}")
         return 2
     except RunLockedError as error:
-        progress.error(f"error: {error}")
+        console.error(f"error: {error}")
         return 3
     except Exception as error:  # a component failed
         traceback.print_exc()  # into the log (the console under --verbose)
         from pipeline.component_lines import duration
         failed = component_lines[0].running() if component_lines else {}
         for node, seconds in failed.items():
-            progress.report(f"{node}: FAILED after {duration(seconds)}")
+            console.report(f"{node}: FAILED after {duration(seconds)}")
         from components.validation.data_gate import stopped_by_data_gate
         if stopped_by_data_gate(error):
-            return _stopped_by_data_gate(config, error, console, started_ms)
-        progress.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}"
+            return _stopped_by_data_gate(config, error, run_console, started_ms)
+        console.error(f"error: pipeline failed{' in ' + ', '.join(failed) if failed else ''}"
                        f": {type(error).__name__}: {error}")
         failure = {}
         index = _write_report(config, failure, started_ms)
-        console.name_log_after(index, failure)
+        run_console.name_log_after(index, failure)
         if index:
-            progress.report(f"Report: {index}")
+            console.report(f"Report: {index}")
         if "log" in failure:
-            progress.error(f"The traceback and the whole output: {failure['log']}")
+            console.error(f"The traceback and the whole output: {failure['log']}")
         return 1
     finally:
         for handler in component_lines:
             logging.getLogger("absl").removeHandler(handler)
             handler.close()
     index = _write_report(config, run_summary, started_ms)
-    console.name_log_after(index, run_summary)
-    console.print_report(run_summary)
+    run_console.name_log_after(index, run_summary)
+    run_console.print_report(run_summary)
     return 0
 
 
-def _stopped_by_data_gate(config, error, console: Console, started_ms: int) -> int:
+def _stopped_by_data_gate(config, error, run_console: Console, started_ms: int) -> int:
     from pipeline import summary
     blocked = {}
     try:
         blocked = summary.run_report(os.path.abspath(config.metadata_path),
                                      config.pipeline_name)
         index = _write_report(config, blocked, started_ms)
-        console.name_log_after(index, blocked)
-        console.print_report(blocked)
+        run_console.name_log_after(index, blocked)
+        run_console.print_report(blocked)
     except Exception as report_error:  # the exit status must still say why
-        progress.error(f"warning: the run summary could not be read: "
+        console.error(f"warning: the run summary could not be read: "
                        f"{type(report_error).__name__}: {report_error}")
-    progress.error(f"error: data validation stopped the run: {error}")
+    console.error(f"error: data validation stopped the run: {error}")
     return EXIT_DATA_ANOMALIES
 
 

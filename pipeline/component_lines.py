@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Dict
 
-from components import progress
+from components import console
 from pipeline.pipeline import TRAINER_ID
 
 # Components whose own lines show their progress (the Trainer's epoch lines and ETA).
@@ -84,14 +84,14 @@ class ComponentLines(logging.Handler):
             now = time.monotonic()
             with self._lock:
                 self._running[started.group(1)] = [now, time.time(), now]
-            progress.report(f"{started.group(1)}: running")
+            console.report(f"{started.group(1)}: running")
         elif finished:
             node = finished.group(1)
             with self._lock:
                 began = self._running.pop(node, [time.monotonic()])[0]
             seconds = time.monotonic() - began
             component = self._component(node)
-            progress.report(f"{node}: {component.get('state', 'finished')} in "
+            console.report(f"{node}: {component.get('state', 'finished')} in "
                             f"{duration(seconds)}{self._figure(node, component)}")
 
     def _component(self, node: str) -> dict:
@@ -125,7 +125,7 @@ class ComponentLines(logging.Handler):
             for node, (began, began_wall, _) in due:
                 written = bytes_written_since(os.path.join(self.pipeline_root, node),
                                               began_wall)
-                progress.report(f"{node}: still running, {duration(now - began)}"
+                console.report(f"{node}: still running, {duration(now - began)}"
                                 f"{f'; {size(written)} written' if written else ''}")
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 import pipeline_config
-from components import progress
+from components import console
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
 from components.data import source as data_source
 
@@ -27,7 +27,7 @@ def resolve_source(config: pipeline_config.PipelineConfig) -> data_source.DataSo
         window = training_spans(config, source)
         spans = (f" in spans {list(source.spans)}; training on "
                  f"{'every span' if len(window) == len(source.spans) else f'spans {window}'}")
-    progress.report(f"Data: {source.input_base} ({source.layout} layout): "
+    console.report(f"Data: {source.input_base} ({source.layout} layout): "
                     f"{counts[TRAIN_SPLIT]} train + {counts[TEST_SPLIT]} test images "
                     f"checked{spans}")
     return source
@@ -55,19 +55,19 @@ def infra_validation_tag(config: pipeline_config.PipelineConfig) -> Optional[str
     Decided once per command-line run, never when a scheduler parses the pipeline."""
     setting = config.push.infra_validation
     if setting == "off":
-        progress.report("InfraValidator: off (push.infra_validation=off); nothing checks "
+        console.report("InfraValidator: off (push.infra_validation=off); nothing checks "
                         "that TF Serving can run the model before it is pushed")
         return None
     if setting == "in_process":
-        progress.report("InfraValidator: the ServingLoadCheck loads the model as TF "
+        console.report("InfraValidator: the ServingLoadCheck loads the model as TF "
                         "Serving does (push.infra_validation=in_process)")
         return None
     if setting == "auto" and not docker_answers():
-        progress.report("InfraValidator: skipped, no Docker daemon answers (TFX's "
+        console.report("InfraValidator: skipped, no Docker daemon answers (TFX's "
                         "InfraValidator starts TF Serving in Docker); the ServingLoadCheck "
                         "loads the model as TF Serving does instead")
         return None
-    progress.report(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} "
+    console.report(f"InfraValidator: on, tensorflow/serving:{config.push.serving_image_tag} "
                     f"in Docker")
     return config.push.serving_image_tag
 
@@ -121,7 +121,7 @@ def ingest_earlier_spans(config, source, orchestrator) -> None:
     from pipeline.builders import span_ingestion_pipeline  # TFX takes ~30 s to import
     from pipeline.pipeline import DATA_GATE_ID
     for span in training_spans(config, source)[:-1]:
-        progress.report(f"Ingesting and validating span {span} (cached if already done "
+        console.report(f"Ingesting and validating span {span} (cached if already done "
                         f"and unchanged)")
         try:
             orchestrator.run(span_ingestion_pipeline(config, source, span),
@@ -130,7 +130,7 @@ def ingest_earlier_spans(config, source, orchestrator) -> None:
             from components.validation.data_gate import stopped_by_data_gate
             if not stopped_by_data_gate(error):
                 raise
-            progress.report(f"Span {span} has data anomalies: it is left out of training "
+            console.report(f"Span {span} has data anomalies: it is left out of training "
                             f"({error})")
 
 
@@ -141,7 +141,7 @@ def _run_locked(config, source, orchestrator, to_nodes) -> dict:
     if source.spans:
         ingest_earlier_spans(config, source, orchestrator)
     tfx_pipeline = local_pipeline(config, source, infra_validation_tag(config))
-    progress.report(f"Running {config.pipeline_name} ({len(tfx_pipeline.components)} "
+    console.report(f"Running {config.pipeline_name} ({len(tfx_pipeline.components)} "
                     f"components) with {type(orchestrator).__name__}, Beam args: "
                     f"{' '.join(config.beam.pipeline_args())}")
     if to_nodes:

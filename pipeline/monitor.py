@@ -77,7 +77,7 @@ def _utc(seconds: float) -> str:
 
 def _reference(lineage) -> traffic_drift.Reference:
     from components.evaluation.regression_gate import read_predictions
-    from components.transform import channel_statistics
+    from components.transform.preprocessing import channel_statistics
 
     channel_mean, channel_std = channel_statistics(lineage.transform_graph_uri)
     probabilities = read_predictions(lineage.gate_blessing_uri)["candidate_probabilities"]
@@ -107,7 +107,7 @@ def _write(summary: dict, final_dir: str) -> None:
                 [f"{low:.1f}-{high:.1f}" for low, high in zip(bins[:-1], bins[1:])],
                 "% of images", os.path.join(folder, CONFIDENCE_CHART))
             if distributions["channels"]:
-                charts.channel_statistics(distributions["channels"],
+                charts.channel_statistics_chart(distributions["channels"],
                                           os.path.join(folder, CHANNELS_CHART))
             else:
                 del files["channels"]

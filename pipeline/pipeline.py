@@ -20,14 +20,14 @@ from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata
 from tfx.proto import example_gen_pb2, range_config_pb2, transform_pb2
 
-from components import pusher as cifar10_pusher
+from components.push import executor as cifar10_pusher
 from components.contract import EXAMPLES_SIGNATURE, TEST_SPLIT, TRAIN_SPLIT, tflite_base_path
 from components.data import example_gen as cifar10_example_gen, spans
 from components.evaluation.eval_config import make_eval_config
 from components.evaluation.regression_gate import RegressionGate
-from components.serving_load_check import ServingLoadCheck
+from components.push.serving_load_check import ServingLoadCheck
 from components.tflite.component import TFLiteExport
-from components.tflite.config import ExportConfig
+from components.tflite.config import TFLiteConfig
 from components.tflite.pusher import TFLitePusher
 from components.training import config as trainer_settings
 from components.training.config import TrainingConfig
@@ -35,7 +35,7 @@ from components.validation import drift
 from components.validation.data_gate import DataGate
 from pipeline_config import BeamConfig, EvaluationConfig, TransformConfig, ValidationConfig
 
-PREPROCESSING_FN = "components.transform.preprocessing_fn"
+PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 RUN_FN = "components.training.run_fn.run_fn"
 
 # Node ids the runners and the run report refer to.
@@ -114,7 +114,7 @@ def create_pipeline(
     validation: ValidationConfig,
     training: TrainingConfig,
     evaluation: EvaluationConfig,
-    export: ExportConfig = ExportConfig(),
+    tflite: TFLiteConfig = TFLiteConfig(),
     warm_start: bool = False,
     infra_validation_image_tag: Optional[str] = None,
     serving_load_check: bool = True,
@@ -311,16 +311,16 @@ def create_pipeline(
 
     components.append(pusher)
 
-    if export.tflite_variants:
+    if tflite.variants:
         tflite_export = TFLiteExport(
             model=trainer.outputs["model"],
             transform_graph=transform_component.outputs["transform_graph"],
             transformed_examples=transform_component.outputs["transformed_examples"],
             examples=example_gen.outputs["examples"],
             training=json.dumps(dataclasses.asdict(training)),
-            variants=",".join(export.tflite_variants),
-            max_drop=export.tflite_max_drop,
-            representative_images=export.tflite_representative_images,
+            variants=",".join(tflite.variants),
+            max_drop=tflite.max_drop,
+            representative_images=tflite.representative_images,
         ).with_id(TFLITE_EXPORT_ID)
         tflite_pusher = TFLitePusher(
             pushed_model=pusher.outputs["pushed_model"],

@@ -7,7 +7,7 @@ whoever writes it: TensorFlow's and XLA's C++ logging, absl/TFX/Beam logging, Py
 warnings from dependencies, and every child process (the Beam workers of
 multi_processing mode, the ServingLoadCheck's subprocess), which inherit those
 descriptors. The terminal is kept as two streams of its own (`console`, `errors`);
-`components.progress` echoes its lines there.
+`components.console` echoes its lines there.
 
 Until the run is under way (settings parsed, the data checked, the output directory's
 lock taken) the log is a temporary file, so that a run refused for bad input writes
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from typing import Optional, TextIO
 
-from components import progress
+from components import console
 
 LOGS_DIR = "logs"
 
@@ -69,7 +69,7 @@ class RunLog:
         handle, self.path = tempfile.mkstemp(prefix="cifar10-tfx-run-", suffix=".log")
         os.close(handle)
         _point_output_at(self.path)
-        progress.echo_to(self.console, self.errors)
+        console.echo_to(self.console, self.errors)
         return self
 
     def settle(self, output_dir: str) -> str:
@@ -96,7 +96,7 @@ class RunLog:
         return self.path
 
     def __exit__(self, *exc_info) -> None:
-        progress.echo_to(None)
+        console.echo_to(None)
         _flush_python_streams()
         for fd, saved in self._terminal_fds.items():
             os.dup2(saved, fd)

@@ -26,7 +26,7 @@ import shutil
 import time
 from typing import Callable, Optional
 
-from components import progress
+from components import console
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_ID_KEY, PROBABILITIES_OUTPUT, SAVED_MODEL_FILE,
                                  newest_version, ready_versions)
@@ -175,13 +175,13 @@ def score(config, data_dir: str, model: Optional[str] = None,
         work_dir = os.path.join(building, _WORK_DIR)
         examples_uri = os.path.join(work_dir, "examples")
         refused_prefix = os.path.join(work_dir, "refused")
-        progress.report(f"Examining {len(files):,} files in {data_dir}")
+        console.report(f"Examining {len(files):,} files in {data_dir}")
         accepted = _write_examples(config, files, examples_uri, refused_prefix)
         refused = _read_refused(refused_prefix)
         scored = 0
         with open(os.path.join(building, PREDICTIONS_FILE), "w") as predictions_file:
             if accepted:
-                progress.report(f"Scoring {accepted:,} images with {saved_model_dir} "
+                console.report(f"Scoring {accepted:,} images with {saved_model_dir} "
                                 f"(TFX BulkInferrer)")
                 model_uri = os.path.join(work_dir, "model")
                 write_scoring_model(saved_model_dir, model_uri)
@@ -200,12 +200,12 @@ def score(config, data_dir: str, model: Optional[str] = None,
 
 
 def print_summary(summary: dict) -> None:
-    progress.report(f"Scored {summary['scored']:,} images with version "
+    console.report(f"Scored {summary['scored']:,} images with version "
                     f"{summary['model_version']} in {summary['seconds']:.0f} s; refused "
                     f"{len(summary['refused']):,}")
     for item in summary["refused"][:_SHOWN_REFUSALS]:
-        progress.report(f"  refused {item['image']}: {item['reason']}")
+        console.report(f"  refused {item['image']}: {item['reason']}")
     if len(summary["refused"]) > _SHOWN_REFUSALS:
-        progress.report(f"  ... and {len(summary['refused']) - _SHOWN_REFUSALS:,} more in "
+        console.report(f"  ... and {len(summary['refused']) - _SHOWN_REFUSALS:,} more in "
                         f"{summary['refused_file']}")
-    progress.report(f"Predictions: {summary['predictions']}")
+    console.report(f"Predictions: {summary['predictions']}")

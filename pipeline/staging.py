@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Optional
 
-from components import progress
+from components import console
 from components.uris import is_uri
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,7 +77,7 @@ def staged(config, dest_dir: Optional[str] = None):
         return config
     wheel = build_wheel(dest_dir or os.path.join(os.path.abspath(config.output_dir),
                                                  STAGING_DIR))
-    progress.report(f"Staging this project for the {beam.runner} workers: {wheel} "
+    console.report(f"Staging this project for the {beam.runner} workers: {wheel} "
                     f"(--extra_package)")
     return dataclasses.replace(config, beam=dataclasses.replace(
         beam, extra_args=tuple(beam.extra_args) + (f"--extra_package={wheel}",)))

@@ -7,7 +7,7 @@ the server goes on serving:
 - JSON nested deeper than `max_json_depth`: 400 (the deepest legal request, pixels in
   row format, is 5 levels);
 - more than `max_batch_size` instances in one request: 400 / INVALID_ARGUMENT. With
-  the header check in the exported graph (`components.image_header`), this bounds what
+  the header check in the exported graph (`components.export.image_header`), this bounds what
   a request can make the model allocate (docs/BENCHMARKS.md gives the figure), and at
   most `max_concurrent_inferences` requests run the model at once (others wait), so
   the model's memory is bounded across clients too;

@@ -52,7 +52,7 @@ def pipeline_run(tmp_path_factory):
         # The artifacts apart from the metadata store and the run lock, as on gs://.
         f"artifacts_dir={tmp_path / 'artifacts'}",
         "data.images_per_file=30", "training.batch_size=32",
-        "export.tflite_variants=float16,int8"))
+        "tflite.variants=float16,int8"))
     return config, local_runner.run(config)
 
 

@@ -76,3 +76,44 @@ def test_full_profile_gate_and_serving_layout():
     moved = pipeline_config.load("full", ("push.serving_model_dir=/models",
                                           "push.model_name=cifar"))
     assert moved.serving_model_base_path == "/models/cifar"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("orchestrator=kubeflow", "orchestrator: 'kubeflow' unknown (known: local, beam)"),
+    ("data.layout=tar", "data.layout: 'tar' unknown (known: python, binary)"),
+    ("data.images_per_file=0", "data.images_per_file: must be >= 1"),
+    ("beam.direct_running_mode=fast", "beam.direct_running_mode: 'fast' unknown (known: "
+                                      "in_memory, multi_threading, multi_processing)"),
+    ("beam.direct_num_workers=-1", "beam.direct_num_workers: must be >= 0"),
+    ("training.model=resnet8", "training.model: 'resnet8' unknown (known: airbench94, "),
+    ("training.lr_schedule=cosine", "training.lr_schedule: 'cosine' unknown (known: "
+                                    "piecewise_linear, step)"),
+    ("training.mixed_precision=fp8", "training.mixed_precision: 'fp8' unknown (known: auto, "
+                                     "off, float16, bfloat16)"),
+    ("training.xla=maybe", "training.xla: 'maybe' unknown (known: auto, on, off)"),
+    ("training.distribution=tpu", "training.distribution: 'tpu' unknown (known: default, "
+                                  "mirrored, multi_worker_mirrored)"),
+    ("training.device=npu", "training.device: 'npu' unknown (known: auto, gpu, cpu)"),
+    ("training.steps_per_execution=0", "training.steps_per_execution: must be > 0"),
+    ("training.lr_values=0.1,0.2", "training.lr_knots and training.lr_values: "
+                                   "piecewise_linear needs as many values as knots"),
+    ("training.target_accuracy=94", "training.target_accuracy: must be within [0, 1]"),
+    ("schedule.max_active_runs=0", "schedule.max_active_runs: must be >= 1"),
+    ("push.infra_validation=kind", "push.infra_validation: 'kind' unknown (known: auto, "
+                                   "docker, in_process, off)"),
+    ("tflite.variants=float16,int4", "tflite.variants: int4 unknown (known: float16, int8)"),
+])
+def test_every_bad_value_is_refused_as_the_config_loads(override, message):
+    """Each section checks its own fields when the config loads (the CLI turns the
+    error into exit 2 before any component runs), naming the field and its values."""
+    with pytest.raises(ConfigError) as refused:
+        pipeline_config.load("smoke", (override,))
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("old, new", [("export.tflite_variants=int8", "tflite.variants"),
+                                      ("export.tflite_max_drop=0.01", "tflite.max_drop")])
+def test_the_renamed_export_section_names_its_new_name(old, new):
+    with pytest.raises(ConfigError, match=f"renamed {new} "):
+        pipeline_config.load("smoke", (old,))
+    assert pipeline_config.load("smoke", (f"{new}={old.partition('=')[2]}",))

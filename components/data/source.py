@@ -31,7 +31,7 @@ import urllib.request
 import zlib
 from typing import Optional
 
-from components import progress, uris
+from components import console, uris
 from components.contract import TEST_SPLIT, TRAIN_SPLIT
 from components.data import cifar10_format
 from components.data.cifar10_format import LAYOUTS, Cifar10DataError, Layout
@@ -107,7 +107,7 @@ def download_archive(url: str, expected_md5: str, cache_dir: str,
     os.makedirs(cache_dir, exist_ok=True)
     archive_path = os.path.join(cache_dir, os.path.basename(url.split("?")[0]))
     if os.path.exists(archive_path) and md5_of_file(archive_path) == expected_md5:
-        progress.report(f"Using the cached {archive_path}")
+        console.report(f"Using the cached {archive_path}")
         return archive_path
     partial = tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".download-",
                                           suffix=".part", delete=False)
@@ -126,9 +126,9 @@ def download_archive(url: str, expected_md5: str, cache_dir: str,
                     partial.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
-                    progress.transfer(f"Downloading {url}", received, expected_bytes,
+                    console.transfer(f"Downloading {url}", received, expected_bytes,
                                       started)
-            progress.transfer(f"Downloaded {url}", received, expected_bytes, started,
+            console.transfer(f"Downloaded {url}", received, expected_bytes, started,
                               finished=True)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise DownloadError(f"{url}: download failed after {received} bytes: "

@@ -21,7 +21,7 @@ import numpy as np
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, IMAGE_CHANNELS, IMAGE_KEY,
                                  IMAGES_INPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT,
                                  request_log_files)
-from components.tf_errors import plain_message
+from components.data.tf_errors import plain_message
 
 PIXELS_FORMAT = "pixels"  # a uint8 array sent to the pixels signature, not a file
 UNDECODABLE = "undecodable"  # the format of bytes that do not decode as an image

@@ -1,0 +1,2 @@
+"""Batch scoring of unlabeled images with the served model through BulkInferrer
+(`python -m pipeline score`)."""

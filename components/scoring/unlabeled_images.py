@@ -26,7 +26,7 @@ import apache_beam as beam
 
 from components.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 from components.data.split_files import split_uri
-from components.tf_errors import plain_message
+from components.data.tf_errors import plain_message
 
 IMAGES_SPLIT = "images"  # the one split of the scored Examples
 ACCEPTED, REFUSED = "accepted", "refused"
@@ -35,7 +35,7 @@ _BATCH_FILE = re.compile(r"^(data_batch_\d+|test_batch)(\.bin)?$")
 # Files of the official layouts that hold no images.
 _LAYOUT_FILES = {"batches.meta", "batches.meta.txt", "readme.html"}
 _LAYOUT_DIRS = ("cifar-10-batches-py", "cifar-10-batches-bin")
-# components.image_header.declared_size's format codes.
+# components.export.image_header.declared_size's format codes.
 _UNKNOWN_FORMAT, _GIF_FORMAT = 0, 3
 
 
@@ -70,10 +70,10 @@ def input_files(data_dir: str) -> List[str]:
 
 def image_problem(encoded: bytes) -> str:
     """Why the served model would refuse the encoded image, or "": its own header check
-    (`components.image_header`, in every signature) and the Transform graph's decode."""
+    (`components.export.image_header`, in every signature) and the Transform graph's decode."""
     import tensorflow as tf
 
-    from components.image_header import declared_size
+    from components.export.image_header import declared_size
 
     image_format, height, width = declared_size(tf.constant(encoded)).numpy().tolist()
     if image_format == _UNKNOWN_FORMAT:

@@ -59,10 +59,10 @@ def decode_images(serialized: list) -> np.ndarray:
     Transform's own decode."""
     import tensorflow as tf
 
-    from components import transform
+    from components.transform import preprocessing
 
     images = tf.io.parse_example(serialized, {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-    return transform.decode_images(images[IMAGE_KEY]).numpy().astype(np.uint8)
+    return preprocessing.decode_images(images[IMAGE_KEY]).numpy().astype(np.uint8)
 
 
 def judge(variant_predicted: np.ndarray, saved_model_predicted: np.ndarray,
@@ -103,7 +103,7 @@ def TFLiteExport(  # noqa: N802 (a TFX component is named like a class)
     from components.training.config import training_config_from_dict
     from components.training.recipe import build_training_model
     from components.training.warm_start import read_weights_from_saved_model
-    from components.transform import channel_statistics
+    from components.transform.preprocessing import channel_statistics
 
     hparams = training_config_from_dict(json.loads(training))
     saved_model_dir = path_utils.serving_model_path(model.uri)

@@ -3,9 +3,10 @@
 The converted model takes uint8 pixels [N, 32, 32, 3] and returns the class
 probabilities, computing what the SavedModel's `serving_pixels` signature serves: the
 Transform's per-channel Z-score, folded in as two constants read back from the
-transform graph (`components.transform.channel_statistics`, never re-typed), the model,
-and its test-time augmentation (`components.training.tta`). Decoding PNG/JPEG stays outside:
-TFLite has no builtin image decoder, and on a device the app's platform decodes.
+transform graph (`components.transform.preprocessing.channel_statistics`, never
+re-typed), the model, and its test-time augmentation (`components.training.tta`).
+Decoding PNG/JPEG stays outside: TFLite has no builtin image decoder, and on a device
+the app's platform decodes.
 
 The route that converts (TF 2.16): the function is written as a SavedModel by Keras's
 ExportArchive, which holds the model's real variables, and converted with

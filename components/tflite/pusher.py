@@ -22,7 +22,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact, standard_artifacts
 from tfx.utils import io_utils
 
-from components import progress
+from components import console
 from components.contract import CLASS_NAMES, TFLITE_CHECK_FILE, TFLITE_LABELS_FILE
 from components.tflite.component import TFLiteModels
 
@@ -56,12 +56,12 @@ def push_variants(check: dict, models_dir: str, tflite_base_path: str, version: 
         if outcome.get("passed"):
             passing.append(variant)
         else:
-            progress.report(f"TFLite {variant}: not pushed: {outcome['reason']}")
+            console.report(f"TFLite {variant}: not pushed: {outcome['reason']}")
     destination = os.path.join(tflite_base_path, version)
     if not passing:
         return []
     if fileio.exists(destination):
-        progress.report(f"TFLite: {destination} exists; not pushed again")
+        console.report(f"TFLite: {destination} exists; not pushed again")
         return []
     staging = os.path.join(tflite_base_path, f".{version}-staging")
     if fileio.exists(staging):  # left by a push that was killed

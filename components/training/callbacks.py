@@ -16,7 +16,7 @@ from typing import Optional
 
 import keras
 
-from components import progress
+from components import console
 
 
 class TrainingClock(keras.callbacks.Callback):
@@ -134,7 +134,7 @@ class Progress(keras.callbacks.Callback):
         if self.first_epoch is None:
             self.first_epoch = epoch
             if epoch:
-                progress.report(f"Resuming from epoch {epoch + 1}/{self.epochs} "
+                console.report(f"Resuming from epoch {epoch + 1}/{self.epochs} "
                                 f"(backup found)", self.stream)
         self.epoch_started = time.monotonic()
 
@@ -146,7 +146,7 @@ class Progress(keras.callbacks.Callback):
         if not self.warn_cpu or not images_per_second:
             return
         total_s = self._total_steps() * self.batch_size / images_per_second
-        progress.report(
+        console.report(
             f"WARNING: training on CPU at {images_per_second:.1f} images/s; the whole "
             f"schedule ({self._total_steps()} steps) will take about {total_s / 3600:.2f} "
             f"h. Use a GPU for the full profile.", self.stream)
@@ -176,12 +176,12 @@ class Progress(keras.callbacks.Callback):
                   else "train n/a")
         if done == 1 and self.clock.compile_seconds is not None:
             timing += f" (+ compile {self.clock.compile_seconds:.1f}s)"
-        progress.report(f"epoch {epoch + 1}/{self.epochs} {metrics} lr={learning_rate:.4f} "
+        console.report(f"epoch {epoch + 1}/{self.epochs} {metrics} lr={learning_rate:.4f} "
                         f"{timing}, epoch {now - self.epoch_started:.1f}s ETA {eta:.0f}s",
                         self.stream)
         reached = self.clock.target_reached
         if reached and reached["epoch"] == epoch + 1:
-            progress.report(
+            console.report(
                 f"Eval accuracy reached {reached['target']:.4f} at epoch {reached['epoch']}: "
                 f"{reached['train_seconds']:.1f}s of training, {reached['wall_seconds']:.1f}s "
                 f"since the start", self.stream)

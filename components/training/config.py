@@ -16,6 +16,20 @@ BACKUP_ROOT_KEY = "backup_root"  # where backups outlive a killed execution
 WARM_START_FROM_KEY = "warm_start_from"  # a TF Serving model base path
 
 
+# The values each named setting takes: checked when the config loads, before any work.
+CHOICES = {
+    "model": tuple(sorted({recipe["model"] for recipe in RECIPES.values()})),
+    "optimizer": ("sgd", "torch_sgd"),
+    "loss_reduction": ("mean", "sum"),
+    "kernel_initializer": ("torch_default", "he_uniform"),
+    "lr_schedule": ("piecewise_linear", "step"),
+    "device": ("auto", "gpu", "cpu"),
+    "mixed_precision": ("auto", "off", "float16", "bfloat16"),
+    "xla": ("auto", "on", "off"),
+    "distribution": ("default", "mirrored", "multi_worker_mirrored"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """The Trainer's settings. The recipe's fields come first and have no defaults:
@@ -103,17 +117,26 @@ class TrainingConfig:
     seed: Optional[int] = None
 
     def problem(self) -> str:
-        """What is wrong with the recipe's settings, or "" (the machine's are checked
-        where the machine is known: components/training/device.py)."""
-        choices = {"model": sorted({recipe["model"] for recipe in RECIPES.values()}),
-                   "optimizer": ["sgd", "torch_sgd"], "loss_reduction": ["mean", "sum"],
-                   "kernel_initializer": ["torch_default", "he_uniform"]}
-        for name, known in choices.items():
+        """What is wrong with the settings, or "": each field's own values here; whether
+        this machine can train where `device` says is known only on the machine that
+        trains (components/training/runtime.py)."""
+        for name, known in CHOICES.items():
             if getattr(self, name) not in known:
                 return (f"training.{name}: {getattr(self, name)!r} unknown (known: "
                         f"{', '.join(known)})")
-        if self.epochs <= 0 or self.batch_size < 1:
-            return "training.epochs and training.batch_size: must be > 0"
+        for name in ("epochs", "batch_size", "steps_per_execution"):
+            if not getattr(self, name) > 0:
+                return f"training.{name}: must be > 0, got {getattr(self, name)}"
+        if self.lr_schedule == "piecewise_linear" and (
+                len(self.lr_knots) != len(self.lr_values) or len(self.lr_knots) < 2
+                or list(self.lr_knots) != sorted(set(self.lr_knots))):
+            return ("training.lr_knots and training.lr_values: piecewise_linear needs as "
+                    "many values as knots, at least 2, the knots increasing")
+        if self.lr_schedule == "step" and len(self.lr_values) != len(self.lr_knots) + 1:
+            return ("training.lr_knots and training.lr_values: step needs one value more "
+                    "than knots (the rate before the first)")
+        if not 0.0 <= self.target_accuracy <= 1.0:
+            return f"training.target_accuracy: must be within [0, 1], got {self.target_accuracy}"
         if self.lookahead_every and self.optimizer != "torch_sgd":
             return "training.lookahead_every: needs training.optimizer=torch_sgd"
         if (self.lookahead_every or self.alternating_flip) and self.distribution != "default":

@@ -3,7 +3,7 @@
 It reads the transformed splits, finds the model to warm-start from, trains, writes
 `metrics.json` and the curves to the model_run directory, and exports the SavedModel
 that embeds the Transform graph and a warmup file of eval images (see
-`components.export`). Backups are keyed by the input artifacts and the settings, not
+`components.export.saved_model`). Backups are keyed by the input artifacts and the settings, not
 by the execution, so that a killed Trainer started again by the orchestrator resumes
 from its last finished epoch.
 """
@@ -20,7 +20,8 @@ from typing import Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import export, progress, warmup
+from components import console
+from components.export import saved_model, warmup_file
 from components.contract import (TRAINING_CURVES_FILE, TRAINING_METRICS_FILE,
                                  WARMUP_REQUESTS_FILE)
 from components.training.config import (BACKUP_ROOT_KEY, TRAINING_KEY, WARM_START_FROM_KEY,
@@ -59,7 +60,7 @@ def run_fn(fn_args) -> None:
     if warm_start_base_path:
         initial_weights_from = newest_pushed_model(warm_start_base_path)
         if initial_weights_from is None:
-            progress.report(f"Warm start: no model pushed to {warm_start_base_path} yet; "
+            console.report(f"Warm start: no model pushed to {warm_start_base_path} yet; "
                             f"training from scratch")
     model, history, metrics = train(hparams, train_data, eval_data, fn_args.model_run_dir,
                                     backup_dir_for(backup_root, fn_args, hparams,
@@ -78,15 +79,15 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE),
                            "w") as metrics_file:
         json.dump({**metrics, "history": history}, metrics_file, indent=1)
-    progress.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with TTA "
+    console.report(f"Eval accuracy {metrics['eval_accuracy']:.4f}, with TTA "
                     f"{metrics['eval_accuracy_tta_flip']:.4f} ({len(eval_data[1])} images)")
     # The warmup requests are the first eval images, back to the PNGs clients send.
-    warmup_pixels = warmup.pixels_from_transformed(
-        eval_data[0][:max(warmup.WARMUP_BATCH_SIZES)], tft_output)
-    export.export_serving_model(float32_copy(model, hparams), tft_output,
-                                fn_args.serving_model_dir, tta_flip=hparams.tta_flip,
-                                warmup_images=warmup.encode_pngs(warmup_pixels),
-                                tta_translate=hparams.tta_translate)
+    warmup_pixels = warmup_file.pixels_from_transformed(
+        eval_data[0][:max(warmup_file.WARMUP_BATCH_SIZES)], tft_output)
+    saved_model.export_serving_model(float32_copy(model, hparams), tft_output,
+                                     fn_args.serving_model_dir, tta_flip=hparams.tta_flip,
+                                     warmup_images=warmup_file.encode_pngs(warmup_pixels),
+                                     tta_translate=hparams.tta_translate)
 
 
 # How long a non-chief worker waits for the chief's export after their last step.
@@ -105,4 +106,4 @@ def wait_for_chief_export(serving_model_dir: str,
             raise RuntimeError(f"the chief did not export to {serving_model_dir} within "
                                f"{timeout_seconds:.0f} s of the last training step")
         time.sleep(1)
-    progress.report(f"Not the chief: the chief exported to {serving_model_dir}")
+    console.report(f"Not the chief: the chief exported to {serving_model_dir}")

@@ -38,7 +38,9 @@ import os
 import subprocess
 from typing import MutableMapping, Optional
 
-DEVICES = ("auto", "gpu", "cpu")
+from components.training.config import CHOICES
+
+DEVICES = CHOICES["device"]
 CPU_TRAINING_ENVIRONMENT = {
     "TF_ENABLE_ONEDNN_OPTS": "1",
     "TF_NUM_INTEROP_THREADS": "1",

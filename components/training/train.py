@@ -20,7 +20,7 @@ from typing import Optional
 
 import keras
 
-from components import progress
+from components import console
 from components.training.callbacks import Progress, RestoreOnly, StopAtStep, TrainingClock
 from components.training.config import TrainingConfig
 from components.training.dataset import AlternatingFlip, eval_batches, shuffled_batches
@@ -66,7 +66,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         steps_per_execution = 1
     device = describe(on_gpu)
     workers = f" x {setup.workers} workers" if setup.workers > 1 else ""
-    progress.report(
+    console.report(
         f"Training {hparams.model} on {len(train_labels)} images: {epochs} epochs x "
         f"{steps_per_epoch} steps of {hparams.batch_size} on "
         f"{strategy.num_replicas_in_sync} {'GPU' if on_gpu else 'CPU'} replica(s) "
@@ -79,7 +79,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         if initial_weights_from:
             model.set_weights(read_weights_from_saved_model(build_training_model(hparams),
                                                             initial_weights_from))
-            progress.report(f"Warm start: weights from {initial_weights_from}", stream)
+            console.report(f"Warm start: weights from {initial_weights_from}", stream)
         compile_for_training(model, hparams, steps_per_epoch, jit_compile=xla,
                              steps_per_execution=steps_per_execution)
 
@@ -136,7 +136,7 @@ def train(hparams: TrainingConfig, train_data: tuple, eval_data: tuple, model_ru
         "steps_per_execution": steps_per_execution,
     }
     rate = metrics["images_per_second"]
-    progress.report(
+    console.report(
         f"Trained in {train_seconds:.1f}s: {metrics['train_only_seconds']:.1f}s of training "
         f"steps at {rate or 0:.0f} images/s, compile {metrics['compile_seconds'] or 0:.1f}s",
         stream)

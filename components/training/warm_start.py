@@ -35,7 +35,7 @@ def read_weights_from_saved_model(model: keras.Model, saved_model_dir: str) -> l
     `model.get_weights()` lists them.
 
     Two layouts are read:
-    - the ExportArchive's (`components.export`): the root's `MODEL_VARIABLES_KEY`
+    - the ExportArchive's (`components.export.saved_model`): the root's `MODEL_VARIABLES_KEY`
       collection, the model's variables in `model.variables` order, matched by index
       and shape;
     - the serving module's of earlier exports (`model/...` in the checkpoint, with the

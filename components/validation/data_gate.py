@@ -21,7 +21,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components import progress
+from components import console
 from components.contract import IMAGE_ID_KEY
 from components.data.split_files import split_records
 from components.validation import anomalies as anomaly_reader
@@ -155,4 +155,4 @@ def DataGate(  # noqa: N802 (a TFX component is named like a class)
             message + "\nNothing was trained or pushed. Fix the data, or review the schema "
             "(components/validation/schema.pbtxt), or let it through with "
             "--set validation.block_on_anomalies=false")
-    progress.report(f"DataGate: WARNING (validation.block_on_anomalies=false): {message}")
+    console.report(f"DataGate: WARNING (validation.block_on_anomalies=false): {message}")

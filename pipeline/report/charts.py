@@ -77,7 +77,7 @@ def grouped_bars(series: Dict[str, List[float]], categories: List[str], ylabel: 
     plt.close(figure)
 
 
-def channel_statistics(channels: Dict[str, list], path: str) -> None:
+def channel_statistics_chart(channels: Dict[str, list], path: str) -> None:
     """Each colour channel's pixel mean and standard deviation, training beside served."""
     import numpy as np
 

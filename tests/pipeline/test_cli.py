@@ -81,6 +81,15 @@ def test_missing_path_and_unknown_setting_exit_2(tmp_path):
     result = _run_cli("--set", "beam.direct_workers=3")
     assert result.returncode == 2 and "unknown setting 'direct_workers'" in result.stderr
 
+    # A bad value is refused as the config loads: before the data is read or any
+    # folder written (it once surfaced only in the Trainer, after Transform).
+    output_dir = tmp_path / "out"
+    result = _run_cli("--data-dir", missing, "--output-dir", str(output_dir),
+                      "--set", "training.xla=maybe")
+    assert result.returncode == 2
+    assert "error: training.xla: 'maybe' unknown (known: auto, on, off)" in result.stderr
+    assert not output_dir.exists()
+
 
 # The console of a smoke run holds about this many lines besides the alive lines.
 CONSOLE_LINES = 60
@@ -197,5 +206,6 @@ def test_a_gpu_tensorflow_cannot_use_stops_the_run_before_any_component(tmp_path
 
     result = _run_cli("--profile", "smoke", "--data-dir", root, "--output-dir",
                       str(output_dir), "--set", "training.device=tpu")
-    assert result.returncode == 2 and "'tpu' is not one of auto, gpu, cpu" in result.stderr
+    assert result.returncode == 2
+    assert "training.device: 'tpu' unknown (known: auto, gpu, cpu)" in result.stderr
     assert not output_dir.exists()

@@ -220,7 +220,7 @@ def test_blessed_model_is_pushed_as_an_integer_version(pipeline_run):
     assert decision["pushed_destination"] == os.path.abspath(pushed_dir)
     trained_dir = os.path.join(summary["components"]["Trainer"]["outputs"]["model"],
                                "Format-Serving")
-    from components.pusher import model_digest
+    from components.push.executor import model_digest
     assert model_digest(pushed_dir) == model_digest(trained_dir)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from components.data.split_files import split_records, split_statistics
-from components.transform import channel_statistics
+from components.transform.preprocessing import channel_statistics
 from tests.support.beam_cluster import portable_cluster, worker_environment
 from tests.support.data import REPO_ROOT
 from tests.support.server_process import user_environment

@@ -24,7 +24,7 @@ import pytest
 import pipeline_config
 from components.data import cifar10_format
 from components.data.cifar10_format import Cifar10DataError
-from components.pusher import model_digest
+from components.push.executor import model_digest
 from pipeline import local_runner
 from tests.support.data import REPO_ROOT, write_small_dataset
 

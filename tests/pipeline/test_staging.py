@@ -52,7 +52,7 @@ def test_the_wheel_holds_what_the_code_reads_at_run_time(tmp_path):
     with zipfile.ZipFile(staging.build_wheel(str(tmp_path))) as wheel:
         names = set(wheel.namelist())
     assert {"pipeline_config.py", "components/validation/schema.pbtxt",
-            "components/transform.py", "components/data/example_gen.py",
+            "components/transform/preprocessing.py", "components/data/example_gen.py",
             "pipeline/report/templates/index.html.j2", "serving/request_log.py"} <= names
     assert not any(name.startswith("tests/") for name in names)
 

@@ -10,11 +10,11 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import warmup
+from components.export import warmup_file
 from components.contract import (DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGES_INPUT, PIXELS_INPUT,
                                  PIXELS_SIGNATURE)
-from components.export import ServingFunctions
+from components.export.saved_model import ServingFunctions
 
 
 class _EarlierServingModule(tf.Module):
@@ -46,4 +46,4 @@ def export_as_before(model: keras.Model, tft_output: tft.TFTransformOutput, expo
     tf.saved_model.save(module, export_dir, signatures={
         DEFAULT_SIGNATURE: module.serve_images, EXAMPLES_SIGNATURE: module.serve_examples,
         PIXELS_SIGNATURE: module.serve_pixels})
-    warmup.write_warmup_file(export_dir, warmup_images)
+    warmup_file.write_warmup_file(export_dir, warmup_images)

@@ -18,7 +18,7 @@ import tensorflow_transform as tft
 from tfx.utils import path_utils
 
 import pipeline_config
-from components import warmup
+from components.export import warmup_file
 from components.contract import (PIXELS_INPUT, PIXELS_SIGNATURE, PROBABILITIES_OUTPUT,
                                  TEST_SPLIT, TRAINING_METRICS_FILE)
 from components.tflite import convert
@@ -26,7 +26,7 @@ from components.training.dataset import load_split
 from components.training.recipe import build_training_model
 from components.training.tta import averaged_logits
 from components.training.warm_start import read_weights_from_saved_model
-from components.transform import channel_statistics
+from components.transform.preprocessing import channel_statistics
 from serving.load_check import check_version
 from tests.components.test_export import assert_tf_serving_runs_it_as_tf2_does
 from tests.support.trainer_worker import finish_trainer, start_trainer
@@ -60,7 +60,7 @@ def fast_export(pipeline_run, tmp_path_factory):
     eval_xf = load_split(glob.glob(os.path.join(
         transform["transformed_examples"], f"Split-{TEST_SPLIT}", "*")), tft_output)[0][:8]
     return {"model": model, "hparams": hparams, "metrics": metrics, "dir": export_dir,
-            "eval_xf": eval_xf, "images": warmup.pixels_from_transformed(eval_xf, tft_output),
+            "eval_xf": eval_xf, "images": warmup_file.pixels_from_transformed(eval_xf, tft_output),
             "transform_graph": transform["transform_graph"]}
 
 

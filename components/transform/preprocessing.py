@@ -50,16 +50,19 @@ def preprocessing_fn(inputs):
     }
 
 
-def channel_statistics(transform_graph_uri: str) -> tuple:
+def channel_statistics(transform_graph) -> tuple:
     """(mean, standard deviation) of each colour channel over the train split, as the
-    transform graph at `transform_graph_uri` holds them: read back by running the
-    graph on an all-0 and an all-255 image (x_xf = (x - mean) / std), not re-computed,
-    so they are exactly what the served model subtracts and divides by."""
+    transform graph holds them (`transform_graph`: its URI or its `TFTransformOutput`):
+    read back by running the graph on an all-0 and an all-255 image
+    (x_xf = (x - mean) / std), not re-computed, so they are exactly what the served
+    model subtracts and divides by."""
     import numpy as np
 
+    if isinstance(transform_graph, str):
+        transform_graph = tft.TFTransformOutput(transform_graph)
     extremes = [tf.io.encode_png(tf.fill(IMAGE_SHAPE, tf.constant(value, tf.uint8)))
                 for value in (0, 255)]
-    transformed = tft.TFTransformOutput(transform_graph_uri).transform_features_layer()(
+    transformed = transform_graph.transform_features_layer()(
         {IMAGE_KEY: tf.reshape(tf.stack(extremes), [-1, 1])})[IMAGE_XF_KEY].numpy()
     # One value per channel: every pixel of a constant image transforms alike.
     at_zero, at_full = (transformed[index].reshape(-1, IMAGE_CHANNELS)[0].astype(np.float64)

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tensorflow_transform.beam import tft_unit
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import transform
+from components.transform import preprocessing
 from components.contract import IMAGE_KEY, IMAGE_XF_KEY, LABEL_KEY, LABEL_XF_KEY
 from components.data.example_gen import encode_png
 from tests.support.data import random_batch
@@ -45,7 +45,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         channel_means = images.reshape(-1, 3).mean(axis=0)
         self.assertGreater(channel_means[0] - channel_means[2], 30)  # order matters
         self.assertAnalyzeAndTransformResults(
-            _raw_rows(images, labels), RAW_METADATA, transform.preprocessing_fn,
+            _raw_rows(images, labels), RAW_METADATA, preprocessing.preprocessing_fn,
             expected_data=_numpy_z_score(images, images, labels),
             desired_batch_size=5,  # several batches: the analyzers must combine them
         )
@@ -54,7 +54,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         train_images, train_labels = random_batch(8, seed=8)
         test_images, test_labels = random_batch(3, seed=9)
         self.assertAnalyzeAndTransformResults(
-            _raw_rows(train_images, train_labels), RAW_METADATA, transform.preprocessing_fn,
+            _raw_rows(train_images, train_labels), RAW_METADATA, preprocessing.preprocessing_fn,
             expected_data=_numpy_z_score(train_images, test_images, test_labels),
             test_data=_raw_rows(test_images, test_labels),
         )
@@ -67,13 +67,13 @@ def test_decode_accepts_png_and_jpeg_and_rejects_other_sizes():
     smooth = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 128.0),
                       axis=-1).astype(np.uint8)
     jpeg = tf.io.encode_jpeg(smooth, quality=95).numpy()
-    decoded = transform.decode_images(tf.constant([[png], [jpeg]])).numpy()
+    decoded = preprocessing.decode_images(tf.constant([[png], [jpeg]])).numpy()
     np.testing.assert_array_equal(decoded[0], images[0])
     assert decoded.shape == (2, 32, 32, 3)
     assert np.abs(decoded[1] - smooth).mean() < 3  # JPEG is lossy
 
     too_big = encode_png(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="64,64,3"):
-        transform.decode_images(tf.constant([too_big]))
+        preprocessing.decode_images(tf.constant([too_big]))
     with pytest.raises(tf.errors.InvalidArgumentError):
-        transform.decode_images(tf.constant([b"not an image"]))
+        preprocessing.decode_images(tf.constant([b"not an image"]))

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from components.contract import (CLASS_IDS_OUTPUT, DEFAULT_SIGNATURE, IMAGE_KEY, IMAGE_XF_KEY,
                                  IMAGES_INPUT, PROBABILITIES_OUTPUT, WARMUP_REQUESTS_FILE)
 from components.data import source as data_source
-from components.warmup import WARMUP_BATCH_SIZES, encode_pngs, pixels_from_transformed
+from components.export.warmup_file import WARMUP_BATCH_SIZES, encode_pngs, pixels_from_transformed
 from tests.support.data import first_images
 
 

@@ -5,26 +5,26 @@ from __future__ import annotations
 import io
 import time
 
-from components import progress
+from components import console
 
 
 def test_each_report_is_one_line_on_the_current_stdout(capsys):
-    progress.report("Data: 90 train + 30 test images checked")
-    progress.report("Training resnet9 on 90 images")
+    console.report("Data: 90 train + 30 test images checked")
+    console.report("Training resnet9 on 90 images")
     assert capsys.readouterr().out.splitlines() == [
         "Data: 90 train + 30 test images checked", "Training resnet9 on 90 images"]
 
 
 def test_a_report_can_go_to_a_given_stream():
     stream = io.StringIO()
-    progress.report("epoch 1/2", stream)
+    console.report("epoch 1/2", stream)
     assert stream.getvalue() == "epoch 1/2\n"
 
 
 def test_a_transfer_rewrites_one_line_on_stderr_and_ends_it_when_finished(capsys):
     started = time.monotonic() - 2
-    progress.transfer("Downloading x.tar.gz", 2**20, 4 * 2**20, started)
-    progress.transfer("Downloaded x.tar.gz", 4 * 2**20, 4 * 2**20, started, finished=True)
+    console.transfer("Downloading x.tar.gz", 2**20, 4 * 2**20, started)
+    console.transfer("Downloaded x.tar.gz", 4 * 2**20, 4 * 2**20, started, finished=True)
     err = capsys.readouterr().err
     assert err.startswith("\rDownloading x.tar.gz: 1.0/4.0 MiB (25%")
     assert "\rDownloaded x.tar.gz: 4.0/4.0 MiB (100%" in err and err.endswith("\n")

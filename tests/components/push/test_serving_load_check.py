@@ -15,9 +15,9 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-from components import pusher as cifar10_pusher
+from components.push import executor as cifar10_pusher
 from components.contract import LOAD_CHECK_RESULT_FILE, SAVED_MODEL_FILE
-from components.serving_load_check import ServingLoadCheck
+from components.push.serving_load_check import ServingLoadCheck
 from components.training.models import build_model
 from pipeline import decision, summary
 from pipeline.pipeline import SERVING_LOAD_CHECK_ID, SERVING_LOAD_CHECK_OUTPUT

@@ -21,9 +21,9 @@ from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTP
                                  WARMUP_REQUESTS_FILE)
 from components.data import source as data_source
 from components.data.example_gen import encode_png, to_example
-from components.export import export_serving_model
+from components.export.saved_model import export_serving_model
 from components.training.models import build_model
-from components.warmup import WARMUP_BATCH_SIZES
+from components.export.warmup_file import WARMUP_BATCH_SIZES
 from tests.support.data import first_images
 from tests.support.tf1_session import run_signatures
 

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from components.contract import (DEFAULT_SIGNATURE, IMAGE_CHANNELS, IMAGE_KEY, IMAGE_SHAPE,
-                                 IMAGE_XF_KEY, IMAGES_INPUT, WARMUP_BATCH_SIZES,
+from components.contract import (DEFAULT_SIGNATURE, IMAGES_INPUT, WARMUP_BATCH_SIZES,
                                  WARMUP_REQUESTS_FILE)
+from components.transform.preprocessing import channel_statistics
 
 # One record per size in WARMUP_BATCH_SIZES: the graph takes any batch, but the kernels'
 # buffers and oneDNN's primitives are made per shape; three records keep the replay to
@@ -30,17 +30,9 @@ from components.contract import (DEFAULT_SIGNATURE, IMAGE_CHANNELS, IMAGE_KEY, I
 
 
 def pixels_from_transformed(images_xf: np.ndarray, tft_output) -> np.ndarray:
-    """Z-scored float images (what the Trainer reads) -> the uint8 pixels they came from.
-
-    The Transform graph maps each channel affinely, z = (x - mean) / std; sending an
-    all-0 and an all-255 image through the graph itself gives both constants, so this
-    never re-implements the normalisation."""
-    extremes = np.stack([np.zeros(IMAGE_SHAPE, np.uint8), np.full(IMAGE_SHAPE, 255, np.uint8)])
-    encoded = tf.constant([[tf.io.encode_png(image).numpy()] for image in extremes])
-    transformed = tft_output.transform_features_layer()({IMAGE_KEY: encoded})[IMAGE_XF_KEY]
-    z_black, z_white = transformed.numpy().reshape(2, -1, IMAGE_CHANNELS)[:, 0, :]
-    std = 255.0 / (z_white.astype(np.float64) - z_black)
-    mean = -z_black * std
+    """Z-scored float images (what the Trainer reads) -> the uint8 pixels they came from,
+    with the statistics the Transform graph itself holds (`channel_statistics`)."""
+    mean, std = channel_statistics(tft_output)
     pixels = np.rint(images_xf.astype(np.float64) * std + mean)
     return np.clip(pixels, 0, 255).astype(np.uint8)
 

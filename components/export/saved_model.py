@@ -10,11 +10,11 @@ Signatures (names in `components.contract`; each returns `class_ids` int64 [N],
 Every signature sends the image through the Transform graph's own decode and
 Z-score, so no client or server re-implements the normalisation. Before any decoding,
 each image's header must declare a known format and 32x32 pixels
-(`components.image_header`), so a wrong-sized image costs its header, not its pixels.
+(`components.export.image_header`), so a wrong-sized image costs its header, not its pixels.
 The model's test-time augmentation (`components.training.tta`: the mirror image, and
 airbench's shifted views) is inside, so every signature scores as the Evaluator does.
 
-The export also holds TF Serving's warmup file (`components.warmup`), so every pushed
+The export also holds TF Serving's warmup file (`components.export.warmup_file`), so every pushed
 version carries the requests a server replays before it serves the version.
 
 
@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import image_header, warmup
+from components.export import image_header, warmup_file
 from components.contract import (CLASS_IDS_OUTPUT, CLASS_NAMES, CLASS_NAMES_OUTPUT,
                                  DEFAULT_SIGNATURE, EXAMPLES_INPUT, EXAMPLES_SIGNATURE,
                                  IMAGE_KEY, IMAGE_SHAPE, IMAGE_XF_KEY, IMAGES_INPUT,
@@ -110,4 +110,4 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     for name, (function, input_spec) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=[input_spec])
     archive.write_out(export_dir, verbose=False)
-    warmup.write_warmup_file(export_dir, warmup_images)
+    warmup_file.write_warmup_file(export_dir, warmup_images)

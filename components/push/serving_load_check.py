@@ -26,7 +26,7 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
-from components import progress
+from components import console
 from components.contract import LOAD_CHECK_RESULT_FILE
 
 # As TFX's InfraValidator marks its blessing; tfx.components.util.model_utils.
@@ -76,5 +76,5 @@ def ServingLoadCheck(  # noqa: N802 (a TFX component is named like a class)
                      "requests, signatures %s)", marker, verdict["seconds"],
                      verdict["warmup_requests"], ", ".join(verdict["signatures"]))
     else:
-        progress.report(f"ServingLoadCheck: {marker}, the model will not be pushed: "
+        console.report(f"ServingLoadCheck: {marker}, the model will not be pushed: "
                         f"{verdict['error']}")

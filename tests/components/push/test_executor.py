@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from components import pusher
+from components.push import executor as pusher
 from components.contract import ALREADY_PUSHED_AS_PROPERTY
 from tests.support.pushing import push
 

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from components import image_header
+from components.export import image_header
 from tests.support.fuzz import FUZZ, mutated
 
 check = tf.function(image_header.checked, input_signature=[tf.TensorSpec([None], tf.string)])
