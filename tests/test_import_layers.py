@@ -233,3 +233,34 @@ def test_the_cli_loads_no_tensorflow_before_it_prepares_it():
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = {name.split(".")[0] for name in json.loads(result.stdout.strip().splitlines()[-1])}
     assert not loaded & {"tensorflow", "tfx", "keras"}
+
+
+# components/: one folder per stage, and beside them only what every stage shares.
+COMPONENT_STAGES = {"data", "validation", "transform", "training", "export", "evaluation",
+                    "push", "tflite", "monitoring", "scoring"}
+SHARED_BY_STAGES = {"__init__.py", "contract.py", "console.py", "uris.py"}
+# Names that mean the same job wherever they appear, as TFX's own components use them.
+CONVENTIONAL_MODULES = {"__init__.py", "__main__.py", "component.py", "executor.py",
+                        "config.py"}
+
+
+def test_components_holds_a_folder_per_stage_and_the_shared_modules():
+    entries = {entry for entry in os.listdir(os.path.join(REPO_ROOT, "components"))
+               if not entry.startswith((".", "__pycache__"))}
+    assert entries == COMPONENT_STAGES | SHARED_BY_STAGES
+    for stage in COMPONENT_STAGES:  # each says what it holds
+        with open(os.path.join(REPO_ROOT, "components", stage, "__init__.py")) as init:
+            assert ast.get_docstring(ast.parse(init.read())), stage
+
+
+def test_no_two_modules_share_a_name():
+    """A module's name says its job: two files of one name are two jobs a reader would
+    confuse (`warmup.py` writing the file and `warmup.py` replaying it)."""
+    seen = {}
+    for package in ("components", "pipeline", "serving"):
+        for directory, _, files in os.walk(os.path.join(REPO_ROOT, package)):
+            for name in files:
+                if name.endswith(".py") and name not in CONVENTIONAL_MODULES:
+                    seen.setdefault(name, []).append(os.path.relpath(
+                        os.path.join(directory, name), REPO_ROOT))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
