@@ -28,7 +28,7 @@ from components.training.tta import averaged_logits
 from components.training.warm_start import read_weights_from_saved_model
 from components.transform.preprocessing import channel_statistics
 from serving.load_check import check_version
-from tests.components.test_export import assert_tf_serving_runs_it_as_tf2_does
+from tests.components.export.test_saved_model import assert_tf_serving_runs_it_as_tf2_does
 from tests.support.trainer_worker import finish_trainer, start_trainer
 
 
