@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import logging
 import os
 import signal
@@ -42,26 +43,60 @@ from pipeline.run_lock import RunLockedError
 from pipeline.run_log import RunLog
 
 
+class Exit(enum.IntEnum):
+    """The exit status of every command (the module docstring says when each)."""
+
+    OK = 0
+    FAILED = 1  # a component (or the report, or scoring) failed
+    BAD_INPUT = 2  # bad input or settings, named; nothing was written
+    LOCKED = 3  # another run holds the output directory's lock; nothing was done
+    ANOMALIES = 4  # data validation stopped the run, or monitor found drift
+
+
+def _add_profile(command, help: str = "the named settings (pipeline_config.py)") -> None:
+    command.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
+                         help=help)
+
+
+def _add_output_dir(command, help: str) -> None:
+    command.add_argument("--output-dir", help=help)
+
+
+def _add_overrides(command, help: str = "override a config field") -> None:
+    command.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="SECTION.FIELD=VALUE", help=help)
+
+
+def _add_runner(command) -> None:
+    command.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
+
+
+def _add_verbose(command, help: str) -> None:
+    command.add_argument("--verbose", action="store_true", help=help)
+
+
+# A recorded run's command names it as the run did: the profile names its pipeline.
+RUN_PROFILE = "the profile the run used (it names the pipeline)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the TFX pipeline")
-    run.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES))
+    _add_profile(run)
     run.add_argument("--data-dir", help="CIFAR-10 directory, span root or tarball; "
                      "omitted: download the official archive into the cache")
-    run.add_argument("--output-dir", help="where pipeline_root/ and metadata.sqlite go")
+    _add_output_dir(run, "where pipeline_root/ and metadata.sqlite go")
     run.add_argument("--cache-dir", help="where downloads and extracted archives go")
     run.add_argument("--orchestrator", choices=pipeline_config.ORCHESTRATORS,
                      help="LocalDagRunner (default) or TFX's BeamDagRunner")
-    run.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
+    _add_runner(run)
     run.add_argument("--to-node", dest="to_nodes", action="append", default=[],
                      metavar="NODE", help="run only NODE and its ancestors, e.g. Transform")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="SECTION.FIELD=VALUE", help="override a config field")
-    run.add_argument("--verbose", action="store_true",
-                     help="everything on the console (TensorFlow's, TFX's and Beam's logs "
-                     "too) instead of <output dir>/logs/<run id>.log")
+    _add_overrides(run)
+    _add_verbose(run, "everything on the console (TensorFlow's, TFX's and Beam's logs "
+                 "too) instead of <output dir>/logs/<run id>.log")
     run.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                      help="how often a running component says it is alive (default 30)")
     evaluate = commands.add_parser(
@@ -74,15 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="first N images of the test batch")
     report = commands.add_parser(
         "report", help="write the latest run's report again from ML Metadata (runs nothing)")
-    report.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
-                        help="the profile the run used (it names the pipeline)")
-    report.add_argument("--output-dir", help="the run's output directory")
+    _add_profile(report, RUN_PROFILE)
+    _add_output_dir(report, "the run's output directory")
     infer = commands.add_parser(
         "infer-schema", help="write the schema TFDV infers from the latest run's "
         "statistics, to compare with the reviewed components/validation/schema.pbtxt")
-    infer.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
-                       help="the profile the run used (it names the pipeline)")
-    infer.add_argument("--output-dir", help="the run's output directory")
+    _add_profile(infer, RUN_PROFILE)
+    _add_output_dir(infer, "the run's output directory")
     infer.add_argument("--out", help="where to write it (default: "
                        "<output dir>/inferred_schema.pbtxt)")
     score = commands.add_parser(
@@ -92,29 +125,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="PNG/JPEG/BMP files, or CIFAR-10 batch files in an official layout")
     score.add_argument("--model", help="a SavedModel (version) directory or a model base "
                        "path (default: the newest version pushed by --profile's pipeline)")
-    score.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES))
-    score.add_argument("--output-dir", help="the pipeline's output directory")
-    score.add_argument("--runner", help="Beam runner, e.g. DataflowRunner, FlinkRunner")
-    score.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="SECTION.FIELD=VALUE", help="override a config field")
-    score.add_argument("--verbose", action="store_true",
-                       help="everything on the console instead of <output dir>/logs/")
+    _add_profile(score)
+    _add_output_dir(score, "the pipeline's output directory")
+    _add_runner(score)
+    _add_overrides(score)
+    _add_verbose(score, "everything on the console instead of <output dir>/logs/")
     monitor = commands.add_parser(
         "monitor", help="drift between a served version's logged traffic and what it was "
         "trained and evaluated on; exit status 4 on drift")
     monitor.add_argument("--requests", required=True, metavar="DIR",
                          help="the request log directory (serve/proxy --log-requests)")
-    monitor.add_argument("--profile", default="full", choices=sorted(pipeline_config.PROFILES),
-                         help="the profile of the pipeline that pushed the served model")
-    monitor.add_argument("--output-dir", help="that pipeline's output directory (its ML "
-                         "Metadata); the report goes to <output dir>/reports/")
+    _add_profile(monitor, "the profile of the pipeline that pushed the served model")
+    _add_output_dir(monitor, "that pipeline's output directory (its ML Metadata); the "
+                    "report goes to <output dir>/reports/")
     monitor.add_argument("--since", help="only requests logged since then: 90m, 6h, 2d, or "
                          "an ISO date or time (UTC)")
     monitor.add_argument("--version", type=int,
                          help="the served version to judge (default: the newest that answered)")
-    monitor.add_argument("--set", dest="overrides", action="append", default=[],
-                         metavar="SECTION.FIELD=VALUE",
-                         help="override a config field, e.g. monitoring.min_images=500")
+    _add_overrides(monitor, "override a config field, e.g. monitoring.min_images=500")
     return parser
 
 
@@ -158,15 +186,15 @@ def _evaluate(args, extra_args) -> int:
 
     if extra_args:
         print(f"error: unexpected arguments: {' '.join(extra_args)}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     try:
         source = data_source.resolve(args.data_dir,
                                      args.cache_dir or data_source.DEFAULT_CACHE_DIR)
         evaluate.evaluate(args.model, source, limit=args.limit)
     except Cifar10DataError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return Exit.BAD_INPUT
+    return Exit.OK
 
 
 def _write_report(config, run_summary: dict, started_ms: Optional[int] = None
@@ -206,7 +234,7 @@ def _recorded_run_config(args, extra_args):
 def _report(args, extra_args) -> int:
     config = _recorded_run_config(args, extra_args)
     if config is None:
-        return 2
+        return Exit.BAD_INPUT
     from pipeline.report.writer import write_report
     try:
         index = write_report(os.path.abspath(config.metadata_path), config.pipeline_name,
@@ -214,13 +242,13 @@ def _report(args, extra_args) -> int:
     except Exception as error:  # an artifact the report reads is missing or unreadable
         print(f"error: the report was not written: {type(error).__name__}: {error}",
               file=sys.stderr)
-        return 1
+        return Exit.FAILED
     if index is None:
         print(f"error: {os.path.abspath(config.metadata_path)}: no run of pipeline "
               f"{config.pipeline_name} recorded (is --profile the run's?)", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     print(f"Report: {index}")
-    return 0
+    return Exit.OK
 
 
 def _infer_schema(args, extra_args) -> int:
@@ -228,7 +256,7 @@ def _infer_schema(args, extra_args) -> int:
 
     config = _recorded_run_config(args, extra_args)
     if config is None:
-        return 2
+        return Exit.BAD_INPUT
     statistics_uri = (schema.latest_statistics_uri(os.path.abspath(config.metadata_path),
                                                    config.pipeline_name)
                       if os.path.exists(config.metadata_path) else None)
@@ -236,13 +264,13 @@ def _infer_schema(args, extra_args) -> int:
         print(f"error: {os.path.abspath(config.metadata_path)}: no statistics of pipeline "
               f"{config.pipeline_name} recorded (run it first; is --profile the run's?)",
               file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     written = schema.write_inferred_schema(
         statistics_uri, args.out or os.path.join(config.output_dir, "inferred_schema.pbtxt"))
     from pipeline.pipeline import DEFAULT_SCHEMA_FILE
     print(f"Inferred from {statistics_uri}:\n  {written}\nCompare with the reviewed "
           f"schema:\n  diff {os.path.relpath(DEFAULT_SCHEMA_FILE)} {written}")
-    return 0
+    return Exit.OK
 
 
 def _monitor(args, extra_args) -> int:
@@ -251,15 +279,15 @@ def _monitor(args, extra_args) -> int:
 
     config = _recorded_run_config(args, extra_args)
     if config is None:
-        return 2
+        return Exit.BAD_INPUT
     try:
         since = monitor.parse_since(args.since) if args.since is not None else None
         summary = monitor.monitor(config, args.requests, since, args.version)
     except (monitor.MonitorError, RequestLogError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     monitor.print_summary(summary, sys.stdout)
-    return EXIT_DATA_ANOMALIES if summary["anomalies"] else 0
+    return Exit.ANOMALIES if summary["anomalies"] else Exit.OK
 
 
 def _score(args, beam_args) -> int:
@@ -278,7 +306,7 @@ def _score(args, beam_args) -> int:
             raise pipeline_config.ConfigError(problem)
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
 
     def scored(on_start) -> tuple:
         """(exit status, the scores folder's name or None)."""
@@ -286,9 +314,9 @@ def _score(args, beam_args) -> int:
             summary = score.score(config, args.data_dir, args.model, on_start)
         except ScoringInputError as error:
             console.error(f"error: {error}")
-            return 2, None
+            return Exit.BAD_INPUT, None
         score.print_summary(summary)
-        return 0, os.path.basename(os.path.dirname(summary["predictions"]))
+        return Exit.OK, os.path.basename(os.path.dirname(summary["predictions"]))
 
     if args.verbose:
         with _stopped_at_once(None):
@@ -300,7 +328,7 @@ def _score(args, beam_args) -> int:
             traceback.print_exc()  # into the log
             console.error(f"error: scoring failed; the traceback and the whole output: "
                            f"{run_log.path}")
-            return 1
+            return Exit.FAILED
         if not run_log.settled:
             os.remove(run_log.path)  # refused before it began: nothing to keep
         elif folder:
@@ -346,10 +374,6 @@ def _stopped_at_once(run_log: Optional[RunLog]):
             signal.signal(signum, handler)
 
 
-# Data validation stopped the run, or monitor found drift in served traffic.
-EXIT_DATA_ANOMALIES = 4
-
-
 def main(argv=None) -> int:
     # google-api-core warns once per Vertex AI module that Python 3.10 is old: TFX 1.16
     # supports nothing newer, so the dozens of lines carry no information.
@@ -365,12 +389,12 @@ def main(argv=None) -> int:
         config = _config_from_args(args, beam_args)
     except pipeline_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return Exit.BAD_INPUT
     if args.verbose:
         return _run(config, args, Console(sys.stdout))
     with RunLog() as run_log:
         status = _run(config, args, Console(run_log.console, run_log))
-        if not run_log.settled and status in (0, 2, 3):
+        if not run_log.settled and status in (Exit.OK, Exit.BAD_INPUT, Exit.LOCKED):
             os.remove(run_log.path)  # refused before it began: nothing to keep
         elif not run_log.settled:
             print(f"The whole output is in {run_log.path}", file=run_log.errors)
@@ -428,10 +452,10 @@ def _run(config, args, run_console: Console) -> int:
         run_summary = local_runner.run(config, args.to_nodes, on_start=on_start)
     except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
         console.error(f"error: {error}")
-        return 2
+        return Exit.BAD_INPUT
     except RunLockedError as error:
         console.error(f"error: {error}")
-        return 3
+        return Exit.LOCKED
     except Exception as error:  # a component failed
         traceback.print_exc()  # into the log (the console under --verbose)
         from pipeline.component_lines import duration
@@ -450,7 +474,7 @@ def _run(config, args, run_console: Console) -> int:
             console.report(f"Report: {index}")
         if "log" in failure:
             console.error(f"The traceback and the whole output: {failure['log']}")
-        return 1
+        return Exit.FAILED
     finally:
         for handler in component_lines:
             logging.getLogger("absl").removeHandler(handler)
@@ -458,7 +482,7 @@ def _run(config, args, run_console: Console) -> int:
     index = _write_report(config, run_summary, started_ms)
     run_console.name_log_after(index, run_summary)
     run_console.print_report(run_summary)
-    return 0
+    return Exit.OK
 
 
 def _stopped_by_data_gate(config, error, run_console: Console, started_ms: int) -> int:
@@ -474,7 +498,7 @@ def _stopped_by_data_gate(config, error, run_console: Console, started_ms: int) 
         console.error(f"warning: the run summary could not be read: "
                        f"{type(report_error).__name__}: {report_error}")
     console.error(f"error: data validation stopped the run: {error}")
-    return EXIT_DATA_ANOMALIES
+    return Exit.ANOMALIES
 
 
 if __name__ == "__main__":

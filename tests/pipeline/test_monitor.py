@@ -122,7 +122,7 @@ def test_drifted_traffic_exits_4_and_names_the_drift(pipeline_run, traffic, caps
                                                      expected):
     config, _ = pipeline_run
     status, out, _ = _monitor(config, traffic[kind], capsys)
-    assert status == cli.EXIT_DATA_ANOMALIES, out
+    assert status == cli.Exit.ANOMALIES == 4, out
     summary = _summary(out)
     found = expected & set(summary["anomalies"])
     assert found, summary["anomalies"]
