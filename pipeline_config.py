@@ -15,6 +15,7 @@ import re
 import typing
 from typing import Optional, Tuple
 
+from components.console import UserError
 from components.data.cifar10_format import BINARY_LAYOUT, PYTHON_LAYOUT
 from components.data.source import DEFAULT_CACHE_DIR
 from components.monitoring.config import MonitoringConfig
@@ -355,7 +356,7 @@ PROFILES["fast"] = PipelineConfig(profile="fast", pipeline_name="cifar10-airbenc
                                   training=training_config("airbench94"))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A profile name or override that does not fit the configuration."""
 
 

@@ -17,6 +17,13 @@ import sys
 import time
 from typing import Optional, TextIO
 
+
+class UserError(Exception):
+    """Bad input or settings, said in the user's terms: a command prints the message
+    alone (no traceback) and exits 2, having written nothing. Each stage's own input
+    errors derive from it, so the command line catches one type."""
+
+
 # Where lines written to standard output and standard error are echoed too (the
 # terminal of a run whose output is its log file); None: nowhere.
 _echo: Optional[TextIO] = None

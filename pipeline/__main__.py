@@ -37,7 +37,7 @@ from typing import Optional
 # (training.device) and must be in the environment before it loads.
 import pipeline_config
 from components import console
-from components.data.cifar10_format import Cifar10DataError
+from components.console import UserError
 from components.training import runtime
 from pipeline.run_lock import RunLockedError
 from pipeline.run_log import RunLog
@@ -191,7 +191,7 @@ def _evaluate(args, extra_args) -> int:
         source = data_source.resolve(args.data_dir,
                                      args.cache_dir or data_source.DEFAULT_CACHE_DIR)
         evaluate.evaluate(args.model, source, limit=args.limit)
-    except Cifar10DataError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return Exit.BAD_INPUT
     return Exit.OK
@@ -226,7 +226,7 @@ def _recorded_run_config(args, extra_args):
         return pipeline_config.load(args.profile, ((f"output_dir={args.output_dir}",)
                                                    if args.output_dir else ())
                                     + tuple(getattr(args, "overrides", ())))
-    except pipeline_config.ConfigError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
 
@@ -274,7 +274,6 @@ def _infer_schema(args, extra_args) -> int:
 
 
 def _monitor(args, extra_args) -> int:
-    from components.monitoring.served_traffic import RequestLogError
     from pipeline import monitor
 
     config = _recorded_run_config(args, extra_args)
@@ -283,7 +282,7 @@ def _monitor(args, extra_args) -> int:
     try:
         since = monitor.parse_since(args.since) if args.since is not None else None
         summary = monitor.monitor(config, args.requests, since, args.version)
-    except (monitor.MonitorError, RequestLogError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return Exit.BAD_INPUT
     monitor.print_summary(summary, sys.stdout)
@@ -291,7 +290,6 @@ def _monitor(args, extra_args) -> int:
 
 
 def _score(args, beam_args) -> int:
-    from components.scoring.unlabeled_images import ScoringInputError
     from pipeline import score
     from pipeline.staging import dataflow_problem
 
@@ -304,7 +302,7 @@ def _score(args, beam_args) -> int:
                 hint="score keeps its artifacts on this machine: score on Flink or Spark, "
                      "or on the in-process runner"):
             raise pipeline_config.ConfigError(problem)
-    except pipeline_config.ConfigError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return Exit.BAD_INPUT
 
@@ -312,7 +310,7 @@ def _score(args, beam_args) -> int:
         """(exit status, the scores folder's name or None)."""
         try:
             summary = score.score(config, args.data_dir, args.model, on_start)
-        except ScoringInputError as error:
+        except UserError as error:
             console.error(f"error: {error}")
             return Exit.BAD_INPUT, None
         score.print_summary(summary)
@@ -387,7 +385,7 @@ def main(argv=None) -> int:
         return commands[args.command](args, beam_args)
     try:
         config = _config_from_args(args, beam_args)
-    except pipeline_config.ConfigError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return Exit.BAD_INPUT
     if args.verbose:
@@ -434,7 +432,6 @@ class Console:
 def _run(config, args, run_console: Console) -> int:
     """Runs the pipeline; returns the exit status."""
     runtime.prepare_tensorflow(config.training.device)
-    from components.training.device import TrainingDeviceError
     from pipeline import local_runner
     started_ms = int(time.time() * 1000)
     component_lines = []
@@ -450,7 +447,7 @@ def _run(config, args, run_console: Console) -> int:
 
     try:
         run_summary = local_runner.run(config, args.to_nodes, on_start=on_start)
-    except (Cifar10DataError, pipeline_config.ConfigError, TrainingDeviceError) as error:
+    except UserError as error:
         console.error(f"error: {error}")
         return Exit.BAD_INPUT
     except RunLockedError as error:

@@ -24,6 +24,7 @@ import re
 import time
 from typing import Optional
 
+from components.console import UserError
 from components.contract import CLASS_NAMES
 from components.monitoring import traffic_drift
 from components.monitoring.served_traffic import (read_records, served_images,
@@ -41,7 +42,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 _SECONDS_PER = {"m": 60, "h": 3600, "d": 86400}
 
 
-class MonitorError(ValueError):
+class MonitorError(UserError, ValueError):
     """Input the monitor cannot judge: no log, no such version, no recorded push."""
 
 

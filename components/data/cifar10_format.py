@@ -20,6 +20,7 @@ from typing import BinaryIO, Callable, Optional, Sequence
 
 import numpy as np
 
+from components.console import UserError
 from components.contract import (CLASS_NAMES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH,
                                  NUM_CLASSES)
 
@@ -53,7 +54,7 @@ LAYOUTS = {
 }
 
 
-class Cifar10DataError(ValueError):
+class Cifar10DataError(UserError, ValueError):
     """Input that is not valid CIFAR-10 data; the message names the input."""
 
 

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from components.console import UserError
 from components.contract import (CLASS_NAMES, EXAMPLES_INPUT, IMAGE_CHANNELS, IMAGE_KEY,
                                  IMAGES_INPUT, PIXELS_INPUT, PROBABILITIES_OUTPUT,
                                  request_log_files)
@@ -27,7 +28,7 @@ PIXELS_FORMAT = "pixels"  # a uint8 array sent to the pixels signature, not a fi
 UNDECODABLE = "undecodable"  # the format of bytes that do not decode as an image
 
 
-class RequestLogError(ValueError):
+class RequestLogError(UserError, ValueError):
     """A request log directory that cannot be read as one."""
 
 

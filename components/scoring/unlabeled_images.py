@@ -24,6 +24,7 @@ from typing import Iterable, List, Tuple
 
 import apache_beam as beam
 
+from components.console import UserError
 from components.contract import IMAGE_HEIGHT, IMAGE_WIDTH
 from components.data.split_files import split_uri
 from components.data.tf_errors import plain_message
@@ -39,7 +40,7 @@ _LAYOUT_DIRS = ("cifar-10-batches-py", "cifar-10-batches-bin")
 _UNKNOWN_FORMAT, _GIF_FORMAT = 0, 3
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(UserError, ValueError):
     """A scoring directory that holds nothing to score."""
 
 

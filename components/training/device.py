@@ -9,6 +9,7 @@ import time
 
 import tensorflow as tf
 
+from components.console import UserError
 from components.training.runtime import (cpu_has_bfloat16, nvidia_gpu_listed,
                                         training_device_problem)
 
@@ -17,7 +18,7 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-class TrainingDeviceError(RuntimeError):
+class TrainingDeviceError(UserError, RuntimeError):
     """The run must not start on this machine with this training.device."""
 
 
