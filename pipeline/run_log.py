@@ -105,3 +105,33 @@ class RunLog:
         for stream in (self.console, self.errors):
             stream.close()
         self.console, self.errors = sys.stdout, sys.stderr
+
+
+class Console:
+    """Where the run's summary goes: the terminal (`out`), and the log file beside it
+    when there is one (`run_log`). Other lines go through components.console, which
+    echoes them on the terminal."""
+
+    def __init__(self, out, run_log: Optional[RunLog] = None) -> None:
+        self.out, self.run_log = out, run_log
+
+    def start_log(self, output_dir: str) -> None:
+        """Moves the log into the output directory, now that the run begins."""
+        if self.run_log is not None:
+            path = self.run_log.settle(output_dir)
+            console.report(f"Log: {path} (everything; named after the run id when it ends)")
+
+    def name_log_after(self, report_index: Optional[str], run_summary: dict) -> None:
+        """Names the log as the run's report folder (its run id) and adds its path to
+        the summary."""
+        if self.run_log is None:
+            return
+        if report_index:
+            self.run_log.name_after(os.path.basename(os.path.dirname(report_index)))
+        run_summary["log"] = self.run_log.path
+
+    def print_report(self, run_summary: dict) -> None:
+        from pipeline import summary
+        if self.run_log is not None:  # the log keeps the whole report
+            summary.print_report(run_summary, sys.stdout)
+        summary.print_report(run_summary, self.out, artifacts=self.run_log is None)

@@ -30,7 +30,7 @@ HEAVY_FOR_SERVING = ("tfx", "tensorflow_transform", "tensorflow_model_analysis",
 def layer_of(module: str) -> str:
     if module == CONTRACT:
         return "contract"
-    if module in RUNNERS:
+    if module in RUNNERS or module.startswith("pipeline.cli."):  # the CLI's commands
         return "runner"
     top = module.split(".")[0]
     return {"components": "components", "pipeline": "pipeline", "serving": "serving",

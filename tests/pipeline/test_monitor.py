@@ -17,6 +17,7 @@ import pytest
 from components.contract import CLASS_NAMES, IMAGE_KEY, ready_versions
 from components.data.example_gen import encode_png
 from pipeline import monitor
+from pipeline.cli.arguments import Exit
 from serving.client import connect
 from tests.support.data import random_batch
 from tests.support.server_process import ProxyProcess
@@ -122,7 +123,7 @@ def test_drifted_traffic_exits_4_and_names_the_drift(pipeline_run, traffic, caps
                                                      expected):
     config, _ = pipeline_run
     status, out, _ = _monitor(config, traffic[kind], capsys)
-    assert status == cli.Exit.ANOMALIES == 4, out
+    assert status == Exit.ANOMALIES == 4, out
     summary = _summary(out)
     found = expected & set(summary["anomalies"])
     assert found, summary["anomalies"]
