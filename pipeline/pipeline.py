@@ -138,11 +138,39 @@ def create_pipeline(
       serving_load_check: without InfraValidator, the ServingLoadCheck loads the model
         as TF Serving does, in a process of its own, before the Pusher may push it.
     """
+    example_gen = _ingest(ingestion)
+    validation_nodes, schema_gen, data_gate = _validate(example_gen, ingestion, validation)
+    span_nodes, training_examples = _training_examples(example_gen, data_gate, ingestion)
+    transform_component = _transform(training_examples, schema_gen, data_gate, transform)
+    trainer = _train(transform_component, schema_gen, training, locations, warm_start)
+    evaluation_nodes, regression_gate = _evaluate(example_gen, trainer, evaluation)
+    check_nodes, infra_blessing = _serving_check(example_gen, trainer,
+                                                 infra_validation_image_tag,
+                                                 serving_load_check)
+    pusher = _push(trainer, regression_gate, infra_blessing, locations)
+    tflite_nodes = _tflite(example_gen, transform_component, trainer, pusher, training,
+                           tflite, locations) if tflite.variants else []
+    components = [example_gen, *validation_nodes, data_gate, *span_nodes,
+                  transform_component, trainer, *evaluation_nodes, *check_nodes, pusher,
+                  *tflite_nodes]
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=locations.pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=(
+            metadata.sqlite_metadata_connection_config(locations.metadata_path)
+            if locations.metadata_path else None),
+        beam_pipeline_args=beam.pipeline_args(),
+    )
+
+
+def _ingest(ingestion: Ingestion) -> FileBasedExampleGen:
     range_config = None
     if ingestion.span is not None:
         range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
             start_span_number=ingestion.span, end_span_number=ingestion.span))
-    example_gen = FileBasedExampleGen(
+    return FileBasedExampleGen(
         input_base=ingestion.input_base,
         range_config=range_config,
         input_config=example_gen_pb2.Input(splits=[
@@ -153,6 +181,10 @@ def create_pipeline(
         custom_executor_spec=executor_spec.BeamExecutorSpec(cifar10_example_gen.Executor),
     ).with_id(EXAMPLE_GEN_ID)
 
+
+def _validate(example_gen, ingestion: Ingestion, validation: ValidationConfig) -> tuple:
+    """Statistics, the reviewed schema, the validators and the DataGate: (the nodes
+    before the gate, ImportSchemaGen, the DataGate)."""
     # The reviewed schema, not one inferred from the statistics it would then check.
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=validation.schema_file or DEFAULT_SCHEMA_FILE)
@@ -164,7 +196,7 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"])
-    components = [example_gen, schema_gen, statistics_gen, example_validator]
+    components = [schema_gen, statistics_gen, example_validator]
 
     drift_anomalies = None
     if ingestion.training_spans is not None:
@@ -192,7 +224,11 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         block_on_anomalies=validation.block_on_anomalies,
     ).with_id(DATA_GATE_ID)
-    components.append(data_gate)
+    return components, schema_gen, data_gate
+
+
+def _training_examples(example_gen, data_gate, ingestion: Ingestion) -> tuple:
+    """(the span resolver, if any; the examples the model trains on)."""
     # Statistics, schema and validation cover the newly ingested span; earlier spans
     # were validated when they arrived (pipeline.local_runner.ingest_earlier_spans runs
     # them up to the DataGate), and spans the gate stopped are not trained on.
@@ -209,9 +245,11 @@ def create_pipeline(
         ).with_id(TRAINING_SPANS_RESOLVER_ID)
         # After the gate: this run's span counts once the gate has let it through.
         span_resolver.add_upstream_node(data_gate)
-        components.append(span_resolver)
-        training_examples = span_resolver.outputs["examples"]
+        return [span_resolver], span_resolver.outputs["examples"]
+    return [], training_examples
 
+
+def _transform(training_examples, schema_gen, data_gate, transform: TransformConfig):
     # Statistics come from the train split only; the test split is transformed with
     # them, exactly as a served image will be.
     transform_component = tfx.components.Transform(
@@ -224,10 +262,14 @@ def create_pipeline(
     )
     # Nothing downstream of the gate runs on data with anomalies.
     transform_component.add_upstream_node(data_gate)
+    return transform_component
 
+
+def _train(transform_component, schema_gen, training: TrainingConfig, locations: Locations,
+           warm_start: bool):
     # The test split is the eval split, as in the recipe: no validation set is carved
     # out of the 50,000 training images.
-    trainer = tfx.components.Trainer(
+    return tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform_component.outputs["transformed_examples"],
         transform_graph=transform_component.outputs["transform_graph"],
@@ -246,6 +288,10 @@ def create_pipeline(
         },
     )
 
+
+def _evaluate(example_gen, trainer, evaluation: EvaluationConfig) -> tuple:
+    """The Evaluator (the threshold), the last blessed model and the RegressionGate:
+    (those nodes, the RegressionGate)."""
     # The raw test split, not Transform's: the model is evaluated as it is served,
     # from PNG bytes through its own Transform graph.
     evaluator = tfx.components.Evaluator(
@@ -274,9 +320,13 @@ def create_pipeline(
         tolerance=evaluation.regression_tolerance,
     ).with_id(REGRESSION_GATE_ID)
 
-    components += [transform_component, trainer, evaluator, latest_blessed_model,
-                   regression_gate]
-    infra_blessing = None
+    return [evaluator, latest_blessed_model, regression_gate], regression_gate
+
+
+def _serving_check(example_gen, trainer, infra_validation_image_tag: Optional[str],
+                   serving_load_check: bool) -> tuple:
+    """InfraValidator, else the ServingLoadCheck, else nothing: (the nodes, their
+    blessing or None)."""
     if infra_validation_image_tag:
         infra_validator = tfx.components.InfraValidator(
             model=trainer.outputs["model"],
@@ -290,17 +340,18 @@ def create_pipeline(
                     signature_names=[EXAMPLES_SIGNATURE]),
                 split_name=TEST_SPLIT, num_examples=16),
         )
-        components.append(infra_validator)
-        infra_blessing = infra_validator.outputs["blessing"]
-    elif serving_load_check:
+        return [infra_validator], infra_validator.outputs["blessing"]
+    if serving_load_check:
         load_check = ServingLoadCheck(model=trainer.outputs["model"]).with_id(
             SERVING_LOAD_CHECK_ID)
-        components.append(load_check)
-        infra_blessing = load_check.outputs[SERVING_LOAD_CHECK_OUTPUT]
+        return [load_check], load_check.outputs[SERVING_LOAD_CHECK_OUTPUT]
+    return [], None
 
+
+def _push(trainer, regression_gate, infra_blessing, locations: Locations):
     # The standard Pusher (saved_model.pb copied last), which also declines to push a
     # model the base path already serves.
-    pusher = cifar10_pusher.Pusher(
+    return cifar10_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=regression_gate.outputs[REGRESSION_GATE_OUTPUT],
         infra_blessing=infra_blessing,
@@ -309,32 +360,23 @@ def create_pipeline(
                 base_directory=locations.serving_model_base_path)),
     )
 
-    components.append(pusher)
 
-    if tflite.variants:
-        tflite_export = TFLiteExport(
-            model=trainer.outputs["model"],
-            transform_graph=transform_component.outputs["transform_graph"],
-            transformed_examples=transform_component.outputs["transformed_examples"],
-            examples=example_gen.outputs["examples"],
-            training=json.dumps(dataclasses.asdict(training)),
-            variants=",".join(tflite.variants),
-            max_drop=tflite.max_drop,
-            representative_images=tflite.representative_images,
-        ).with_id(TFLITE_EXPORT_ID)
-        tflite_pusher = TFLitePusher(
-            pushed_model=pusher.outputs["pushed_model"],
-            tflite_models=tflite_export.outputs[TFLITE_EXPORT_OUTPUT],
-            tflite_base_path=tflite_base_path(locations.serving_model_base_path),
-        ).with_id(TFLITE_PUSHER_ID)
-        components += [tflite_export, tflite_pusher]
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=locations.pipeline_root,
-        components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=(
-            metadata.sqlite_metadata_connection_config(locations.metadata_path)
-            if locations.metadata_path else None),
-        beam_pipeline_args=beam.pipeline_args(),
-    )
+def _tflite(example_gen, transform_component, trainer, pusher, training: TrainingConfig,
+            tflite: TFLiteConfig, locations: Locations) -> list:
+    """TFLiteExport (converted and checked) -> TFLitePusher (beside the pushed version)."""
+    tflite_export = TFLiteExport(
+        model=trainer.outputs["model"],
+        transform_graph=transform_component.outputs["transform_graph"],
+        transformed_examples=transform_component.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
+        training=json.dumps(dataclasses.asdict(training)),
+        variants=",".join(tflite.variants),
+        max_drop=tflite.max_drop,
+        representative_images=tflite.representative_images,
+    ).with_id(TFLITE_EXPORT_ID)
+    tflite_pusher = TFLitePusher(
+        pushed_model=pusher.outputs["pushed_model"],
+        tflite_models=tflite_export.outputs[TFLITE_EXPORT_OUTPUT],
+        tflite_base_path=tflite_base_path(locations.serving_model_base_path),
+    ).with_id(TFLITE_PUSHER_ID)
+    return [tflite_export, tflite_pusher]

@@ -162,5 +162,5 @@ def test_bad_settings_exit_2_and_write_nothing(tmp_path):
          "--set", "data.layout=tfrecord"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 2
-    assert "'tfrecord': unknown layout" in completed.stderr
+    assert "data.layout: 'tfrecord' unknown (known: python, binary)" in completed.stderr
     assert list(tmp_path.iterdir()) == []
