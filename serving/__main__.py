@@ -144,7 +144,7 @@ def _proxy(args) -> int:
     from serving.model_server import wait_for_stop_signal
     from serving.proxy import LoggingProxy, backend_problem
     from serving.request_log import flags_problem
-    from serving.rest_server import serve_http
+    from serving.http_transport import serve_http
 
     limits = Limits(max_request_bytes=int(args.max_request_mb * 1024 * 1024),
                     read_timeout_s=args.read_timeout_seconds,

@@ -41,8 +41,8 @@ from serving.http_checks import origin_form, refused_target
 from serving.limits import Limits
 from serving.metrics import RequestRecord, ServerMetrics
 from serving.request_log import RequestLog
-from serving.rest_server import (METHOD_OF_SUFFIX, MODEL_PATH, classify_examples,
-                                 parse_json_body, predict_inputs)
+from serving.rest_codec import (METHOD_OF_SUFFIX, MODEL_PATH, classify_examples,
+                                parse_json_body, predict_inputs)
 
 
 def _columns(answer: dict, output_names: list) -> Dict[str, list]:

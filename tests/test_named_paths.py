@@ -81,7 +81,7 @@ def test_every_named_path_and_module_exists():
     ("see components/transform.py", "components/transform.py: no such path"),
     ("`components.transform.channel_stats`",
      "components.transform.channel_stats: components.transform has no channel_stats"),
-    ("`serving.rest_codec`", "serving.rest_codec: no such module"),
+    ("`serving.rest_json`", "serving.rest_json: no such module"),
 ])
 def test_a_stale_name_is_caught(tmp_path, text, named):
     """The check itself can fail: a name that does not exist is reported."""

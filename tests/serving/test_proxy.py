@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from serving import request_log
 from serving.limits import Limits
 from serving.proxy import LoggingProxy
-from serving.rest_server import serve_http
+from serving.http_transport import serve_http
 from tests.support.fuzz import FUZZ
 from tests.support.raw_http import answer_statuses, first_answer
 
