@@ -11,7 +11,7 @@ from components.console import UserError
 
 
 class Exit(enum.IntEnum):
-    """The exit status of every command (the module docstring says when each)."""
+    """The exit status of every command (`python -m pipeline --help` says when each)."""
 
     OK = 0
     FAILED = 1  # a component (or the report, or scoring) failed
@@ -44,7 +44,6 @@ def add_verbose(command, help: str) -> None:
 
 # A recorded run's command names it as the run did: the profile names its pipeline.
 RUN_PROFILE = "the profile the run used (it names the pipeline)"
-
 
 
 def settings_from_args(args, beam_args, flags) -> pipeline_config.PipelineConfig:
