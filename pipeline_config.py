@@ -391,11 +391,16 @@ RENAMED = {"export": "tflite", "export.tflite_variants": "tflite.variants",
            "export.tflite_representative_images": "tflite.representative_images"}
 
 
-def _override(config, path: list, text: str, full_path: str):
-    if full_path in RENAMED or (path[0] in RENAMED and isinstance(config, PipelineConfig)):
-        new_name = RENAMED.get(full_path, RENAMED[path[0]])
-        raise ConfigError(f"{full_path}: renamed {new_name}"
+def _refuse_renamed(key: str) -> None:
+    """A renamed section or field is refused with its new name."""
+    section = key.split(".")[0]
+    if section in RENAMED:
+        new_name = RENAMED.get(key, RENAMED[section])
+        raise ConfigError(f"{key}: renamed {new_name}"
                           + (f" (--set {new_name}=...)" if "." in new_name else ""))
+
+
+def _override(config, path: list, text: str, full_path: str):
     hints = typing.get_type_hints(type(config))
     name = path[0]
     if name not in hints or not any(f.name == name for f in dataclasses.fields(config)):
@@ -422,7 +427,9 @@ def load(profile: str, overrides: Tuple[str, ...] = ()) -> PipelineConfig:
         key, sep, text = override.partition("=")
         if not sep:
             raise ConfigError(f"{override!r}: expected section.field=value")
-        config = _override(config, key.strip().split("."), text.strip(), key.strip())
+        key = key.strip()
+        _refuse_renamed(key)
+        config = _override(config, key.split("."), text.strip(), key)
     _check(config)
     return config
 
